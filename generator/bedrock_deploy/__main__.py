@@ -1,0 +1,3 @@
+from bedrock_deploy.cli import main
+
+raise SystemExit(main())

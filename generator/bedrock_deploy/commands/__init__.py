@@ -1,0 +1,1 @@
+"""Subcommands of ``bedrock-deploy``: one module each, discovered by :mod:`bedrock_deploy.cli`."""

@@ -1,0 +1,110 @@
+"""The deployment plan: every decision ``generate`` makes, in one object.
+
+Produced by :mod:`bedrock_deploy.generate` from a site profile and a service description;
+consumed by every renderer (Bedrock configs, Spack environment, launch scripts, manifest,
+layout picture). Renderers read the plan only; they never re-decide anything.
+
+Deployment directory contract (what ``generate`` writes, what scripts and ``up`` rely on)::
+
+    DIR/manifest.json              inputs, hashes, tool version, every choice and why
+    DIR/configs/rank-<L>.json      Bedrock config of local rank L (same on every node)
+    DIR/spack.yaml                 Spack environment
+    DIR/scripts/...                launch scripts (one per scheduler/launcher pair)
+    DIR/layout.svg                 picture of the core map
+    DIR/run/                       working directory of the engines at run time; the flock
+                                   group file is DIR/run/<GROUP_FILE>, logs are DIR/run/logs/
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bedrock_deploy.service import ServiceDescription
+    from bedrock_deploy.site_profile import SiteProfile
+
+GROUP_FILE = "group.json"  # flock group file name, relative to DIR/run
+CONFIG_DIR = "configs"
+SCRIPTS_DIR = "scripts"
+RUN_DIR = "run"
+
+
+def config_name(local_rank: int) -> str:
+    return f"rank-{local_rank}.json"
+
+
+class Role(StrEnum):
+    primary = "primary"    # the __primary__ xstream (main thread)
+    progress = "progress"  # Mercury progress loop, alone on its xstream
+    rpc = "rpc"            # RPC handlers
+    io = "io"              # blocking I/O (abt_io)
+
+
+@dataclass(frozen=True)
+class XstreamPlan:
+    name: str
+    role: Role
+    pools: tuple[str, ...]  # scheduler pools, first = the pool this xstream serves
+    cpus: tuple[int, ...]  # absolute OS CPU ids it is pinned to (affinity); empty = unpinned
+
+
+@dataclass(frozen=True)
+class RankLayout:
+    local_rank: int
+    cpus: tuple[int, ...]  # every CPU this rank may use: what the launcher binds it to
+    numa: tuple[int, ...]  # NUMA domains of those CPUs
+    xstreams: tuple[XstreamPlan, ...]
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    ranks: tuple[RankLayout, ...]
+    pins_threads: bool  # any xstream has cpubind/affinity (Spack then needs argobots+affinity)
+    use_smt: bool
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TransportChoice:
+    name: str  # the site profile's transport name
+    protocol: str  # what to pass to bedrock / put in mercury.address, e.g. "cxi://"
+    provider: str | None
+    fabrics: tuple[str, ...]  # libfabric fabrics the Spack environment needs
+    env: dict[str, str]
+    launcher_flags: tuple[str, ...]
+    mercury: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision, recorded in the manifest: what was decided, the value, and why."""
+
+    what: str
+    value: Any
+    why: str
+
+
+@dataclass
+class DeploymentPlan:
+    site: SiteProfile
+    site_files: list[str]
+    service: ServiceDescription
+    transport: TransportChoice
+    layout: NodeLayout
+    configs: list[dict[str, Any]]  # Bedrock config per local rank (index = local rank)
+    choices: list[Choice] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> int:
+        return self.service.nodes
+
+    @property
+    def processes_per_node(self) -> int:
+        return self.service.processes_per_node
+
+    @property
+    def total_processes(self) -> int:
+        return self.nodes * self.processes_per_node

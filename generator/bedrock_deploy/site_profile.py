@@ -1,0 +1,349 @@
+"""The site profile: one validated description of a cluster that every generator reads.
+
+Schema first (as Spack's ``lib/spack/spack/schema``): these pydantic models *are* the schema;
+``share/schemas/site-profile.schema.json`` is exported from them (``bedrock-deploy sites schema``)
+and a test keeps the two in sync. Unknown keys are rejected everywhere. Loading (with
+``extends``) lives in :mod:`bedrock_deploy.sites`; cross-field checks in :func:`check_site`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+from bedrock_deploy.cpulist import CpuListError, format_cpulist, parse_cpulist
+from bedrock_deploy.diagnostics import Problem
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _cpus(value: object) -> object:
+    """Accept a cpulist string (``"0-51,104-155"``) or a list of ints."""
+    if isinstance(value, str):
+        try:
+            return parse_cpulist(value)
+        except CpuListError as err:
+            raise ValueError(str(err)) from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+CpuList = Annotated[
+    list[Annotated[int, Field(ge=0)]],
+    Field(description="CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints"),
+    PlainSerializer(format_cpulist, return_type=str, when_used="json"),
+]
+
+
+class NumaDomain(_Strict):
+    id: int = Field(ge=0, description="NUMA node id as in /sys/devices/system/node/nodeN")
+    cpus: CpuList
+    socket: int | None = Field(default=None, ge=0, description="socket holding this domain")
+    memory_gib: float | None = Field(default=None, ge=0, description="memory of this domain")
+
+    _norm = field_validator("cpus", mode="before")(_cpus)
+
+
+class NicKind(StrEnum):
+    cxi = "cxi"
+    verbs = "verbs"
+    tcp = "tcp"
+    opx = "opx"
+    psm2 = "psm2"
+    ucx = "ucx"
+    efa = "efa"
+    gni = "gni"
+
+
+class Nic(_Strict):
+    name: str = Field(description="device name, e.g. cxi0, mlx5_0, hsn0, eth0")
+    kind: NicKind = Field(description="cxi, verbs, tcp, opx, psm2, ucx, efa or gni")
+    numa_domain: int | None = Field(default=None, ge=0, description="NUMA domain the NIC sits on")
+
+
+class Gpu(_Strict):
+    name: str = Field(description="GPU model or device name")
+    count: int = Field(default=1, ge=1)
+    numa_domain: int | None = Field(default=None, ge=0)
+
+
+class Node(_Strict):
+    """Compute-node topology. Cores are numbered socket-major, ``0 .. sockets*cores_per_socket-1``.
+
+    A core's hardware threads are given by ``sibling_map``:
+    ``stride`` (Intel/AMD Linux default): core c has CPUs c, c+C, c+2C, ... (C = total cores);
+    ``adjacent``: core c has CPUs c*T .. c*T+T-1 (T = threads_per_core);
+    or an explicit list, one CPU list per core in core order (what ``probe`` writes when the
+    numbering is irregular).
+    """
+
+    sockets: int = Field(ge=1, description="sockets (packages) per node")
+    cores_per_socket: int = Field(ge=1, description="physical cores per socket")
+    threads_per_core: int = Field(default=1, ge=1, le=8, description="hardware threads per core")
+    sibling_map: Literal["stride", "adjacent"] | list[CpuList] = Field(
+        default="stride",
+        description="'stride', 'adjacent', or one CPU list per core (hardware-thread siblings)",
+    )
+    numa_domains: list[NumaDomain] = Field(min_length=1, description="NUMA domains and their CPUs")
+    reserved_cores: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list,
+        description="core ids kept for the OS (all their hardware threads are unused)",
+    )
+    online_cpus: CpuList | None = Field(
+        default=None, description="online CPUs, if not all of them (sysfs 'online')"
+    )
+    allowed_cpus: CpuList | None = Field(
+        default=None, description="the job/process cpuset, if restricted (Cpus_allowed_list)"
+    )
+    memory_gib: float | None = Field(default=None, ge=0, description="node memory in GiB")
+    gpus: list[Gpu] = Field(default_factory=list)
+    nics: list[Nic] = Field(default_factory=list, description="high-speed NICs and their NUMA")
+
+    @field_validator("online_cpus", "allowed_cpus", mode="before")
+    @classmethod
+    def _cpu_lists(cls, v: object) -> object:
+        return _cpus(v) if v is not None else None
+
+    @field_validator("sibling_map", mode="before")
+    @classmethod
+    def _siblings(cls, v: object) -> object:
+        if isinstance(v, list):
+            return [_cpus(x) for x in v]
+        return v
+
+    @property
+    def total_cores(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+
+class TransportScope(StrEnum):
+    inter_node = "inter-node"
+    intra_node = "intra-node"
+
+
+class Transport(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.+-]*$", description="short id, e.g. cxi")
+    protocol: str = Field(
+        pattern=r"^[a-z0-9+;_]+://\S*$",
+        description="Mercury address prefix as margo-info lists it, e.g. 'cxi://', 'ofi+tcp://'",
+    )
+    nic_kind: NicKind | None = Field(default=None, description="which NIC kind it uses")
+    provider: str | None = Field(default=None, description="libfabric provider, e.g. cxi, tcp")
+    fabrics: list[str] = Field(
+        default_factory=list, description="libfabric fabrics it needs (Spack 'fabrics=' values)"
+    )
+    scope: TransportScope = Field(
+        default=TransportScope.inter_node,
+        description="'inter-node' or 'intra-node' (na+sm reaches only processes on one node)",
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="environment for this fabric")
+    launcher_flags: list[str] = Field(
+        default_factory=list, description="flags the launcher needs, e.g. Slingshot VNI flags"
+    )
+    mercury: dict[str, str | int | bool] = Field(
+        default_factory=dict, description="extra margo 'mercury' settings, e.g. ip_subnet"
+    )
+    notes: str | None = None
+
+
+class SchedulerKind(StrEnum):
+    slurm = "slurm"
+    pbs = "pbs"
+    flux = "flux"
+    none = "none"
+
+
+class Scheduler(_Strict):
+    type: SchedulerKind = Field(description="slurm, pbs, flux or none")
+    partition: str | None = Field(default=None, description="Slurm partition / PBS queue")
+    account: str | None = Field(default=None, description="account / project to charge")
+    time: str = Field(default="00:30:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$",
+                      description="wall time as [D-]HH:MM[:SS]")
+    directives: list[str] = Field(
+        default_factory=list, description="extra raw directives, e.g. '-l filesystems=home'"
+    )
+
+
+class LauncherKind(StrEnum):
+    srun = "srun"
+    mpiexec_pals = "mpiexec-pals"
+    mpirun_openmpi = "mpirun-openmpi"
+    mpiexec_hydra = "mpiexec-hydra"
+    flux_run = "flux-run"
+
+
+class Launcher(_Strict):
+    type: LauncherKind = Field(
+        description="srun, mpiexec-pals (Cray PALS), mpirun-openmpi, mpiexec-hydra (MPICH), flux-run"
+    )
+    command: str | None = Field(default=None, description="executable, if not the usual one")
+    flags: list[str] = Field(default_factory=list, description="extra launcher flags")
+    mpi: str | None = Field(default=None, description="srun --mpi= plugin: pmix, pmi2, cray_shasta")
+    env: dict[str, str] = Field(default_factory=dict, description="environment for the launcher")
+
+
+class SpackExternal(_Strict):
+    spec: str = Field(description="Spack spec of the external, e.g. 'libfabric@1.22.0'")
+    prefix: str | None = None
+    modules: list[str] = Field(default_factory=list)
+    buildable: bool = Field(default=False, description="may Spack build this package itself?")
+
+
+class SpackCompiler(_Strict):
+    spec: str = Field(description="compiler spec, e.g. 'gcc@13.3.0'")
+    prefix: str | None = None
+    modules: list[str] = Field(default_factory=list)
+
+
+class SpackRepoPin(_Strict):
+    git: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    tag: str | None = None
+
+
+class Spack(_Strict):
+    version: str | None = Field(default=None, description="Spack release the site uses, e.g. 1.1.0")
+    repos: dict[str, SpackRepoPin] = Field(
+        default_factory=dict, description="package repos to pin, e.g. mochi: {commit: ...}"
+    )
+    compilers: list[SpackCompiler] = Field(default_factory=list)
+    externals: list[SpackExternal] = Field(default_factory=list)
+    modules: list[str] = Field(default_factory=list, description="modules to load before Spack")
+    mirrors: dict[str, str] = Field(default_factory=dict)
+    require: dict[str, list[str]] = Field(
+        default_factory=dict, description="extra package requirements, e.g. mercury: ['+hwloc']"
+    )
+
+
+class EngineKind(StrEnum):
+    spack = "spack"
+    embedded = "embedded"
+
+
+class Hooks(_Strict):
+    before_modules: list[str] = Field(default_factory=list, description="shell lines")
+    before_launch: list[str] = Field(default_factory=list, description="shell lines")
+    after: list[str] = Field(default_factory=list, description="shell lines")
+
+
+class SiteProfile(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="profile name")
+    description: str = ""
+    extends: str | None = Field(default=None, description="name or path of a profile to inherit")
+    node: Node
+    nodes: int | None = Field(default=None, ge=1, description="compute nodes in the machine")
+    transports: list[Transport] = Field(
+        min_length=1, description="transports in order of preference"
+    )
+    scheduler: Scheduler = Field(default_factory=lambda: Scheduler(type=SchedulerKind.none))
+    launcher: Launcher
+    spack: Spack = Field(default_factory=Spack)
+    engine: EngineKind = Field(default=EngineKind.spack, description="spack or embedded")
+    env: dict[str, str] = Field(default_factory=dict, description="environment for every job")
+    hooks: Hooks = Field(default_factory=Hooks)
+    sources: list[str] = Field(
+        default_factory=list, description="where the facts in this profile come from"
+    )
+
+
+# Which launchers go with which scheduler (launching outside an allocation is 'none').
+_LAUNCHERS_FOR: dict[SchedulerKind, set[LauncherKind]] = {
+    SchedulerKind.slurm: {LauncherKind.srun, LauncherKind.mpirun_openmpi,
+                          LauncherKind.mpiexec_hydra},
+    SchedulerKind.pbs: {LauncherKind.mpiexec_pals, LauncherKind.mpirun_openmpi,
+                        LauncherKind.mpiexec_hydra},
+    SchedulerKind.flux: {LauncherKind.flux_run},
+    SchedulerKind.none: {LauncherKind.mpirun_openmpi, LauncherKind.mpiexec_hydra},
+}
+
+
+def check_site(site: SiteProfile) -> list[Problem]:
+    """Cross-field checks pydantic cannot express; paths point into the profile."""
+    from bedrock_deploy.topology import core_cpus  # local: topology imports this module
+
+    problems: list[Problem] = []
+    node = site.node
+    per_core, sib_problems = core_cpus(node)
+    problems += sib_problems
+    existing = {c for cpus in per_core for c in cpus}
+
+    owner: dict[int, int] = {}
+    numa_ids: set[int] = set()
+    for i, dom in enumerate(node.numa_domains):
+        if dom.id in numa_ids:
+            problems.append(Problem(f"NUMA domain id {dom.id} is listed twice",
+                                    path=("node", "numa_domains", i, "id"),
+                                    hint="give each domain its own id"))
+        numa_ids.add(dom.id)
+        if dom.socket is not None and dom.socket >= node.sockets:
+            problems.append(Problem(
+                f"socket {dom.socket} does not exist (the node has {node.sockets})",
+                path=("node", "numa_domains", i, "socket"),
+                hint=f"use a socket id below {node.sockets}"))
+        missing = sorted(set(dom.cpus) - existing)
+        if missing:
+            problems.append(Problem(
+                f"CPU {missing[0]} does not exist on this node"
+                + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                path=("node", "numa_domains", i, "cpus"),
+                hint=f"the node has CPUs 0-{max(existing)} "
+                f"({node.sockets} sockets x {node.cores_per_socket} cores x "
+                f"{node.threads_per_core} threads); fix the list or the core counts"))
+        for c in dom.cpus:
+            if c in owner and owner[c] != dom.id:
+                problems.append(Problem(
+                    f"CPU {c} is in NUMA domains {owner[c]} and {dom.id}",
+                    path=("node", "numa_domains", i, "cpus"),
+                    hint="a CPU belongs to exactly one NUMA domain"))
+                break
+            owner[c] = dom.id
+    uncovered = sorted(existing - set(owner))
+    if uncovered and not problems:
+        problems.append(Problem(
+            f"CPU {uncovered[0]} is in no NUMA domain"
+            + (f" (nor {len(uncovered) - 1} more)" if len(uncovered) > 1 else ""),
+            path=("node", "numa_domains"),
+            hint="list every CPU of the node in one numa_domains entry"))
+
+    for i, core in enumerate(node.reserved_cores):
+        if core >= node.total_cores:
+            problems.append(Problem(
+                f"reserved core {core} does not exist (cores are 0-{node.total_cores - 1})",
+                path=("node", "reserved_cores", i),
+                hint="reserved_cores lists core ids, not hardware-thread ids"))
+    for key in ("online_cpus", "allowed_cpus"):
+        cpus = getattr(node, key)
+        if cpus is not None:
+            bad = sorted(set(cpus) - existing)
+            if bad:
+                problems.append(Problem(f"CPU {bad[0]} does not exist on this node",
+                                        path=("node", key),
+                                        hint=f"the node has CPUs 0-{max(existing)}"))
+    for i, nic in enumerate(node.nics):
+        if nic.numa_domain is not None and nic.numa_domain not in numa_ids:
+            problems.append(Problem(
+                f"NUMA domain {nic.numa_domain} does not exist",
+                path=("node", "nics", i, "numa_domain"),
+                hint="use one of the ids in node.numa_domains: "
+                + ", ".join(str(d) for d in sorted(numa_ids))))
+    names: set[str] = set()
+    for i, t in enumerate(site.transports):
+        if t.name in names:
+            problems.append(Problem(f"transport {t.name!r} is listed twice",
+                                    path=("transports", i, "name"),
+                                    hint="each transport needs its own name"))
+        names.add(t.name)
+    allowed = _LAUNCHERS_FOR[site.scheduler.type]
+    if site.launcher.type not in allowed:
+        problems.append(Problem(
+            f"launcher {site.launcher.type.value!r} does not go with scheduler "
+            f"{site.scheduler.type.value!r}",
+            path=("launcher", "type"),
+            hint="use one of: " + ", ".join(sorted(k.value for k in allowed))))
+    return problems
