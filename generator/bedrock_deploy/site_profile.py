@@ -179,7 +179,8 @@ class LauncherKind(StrEnum):
 
 class Launcher(_Strict):
     type: LauncherKind = Field(
-        description="srun, mpiexec-pals (Cray PALS), mpirun-openmpi, mpiexec-hydra (MPICH), flux-run"
+        description="srun, mpiexec-pals (Cray PALS), mpirun-openmpi, mpiexec-hydra (MPICH), "
+        "flux-run"
     )
     command: str | None = Field(default=None, description="executable, if not the usual one")
     flags: list[str] = Field(default_factory=list, description="extra launcher flags")

@@ -118,8 +118,8 @@ def problems_from_validation(
             if etype.startswith("value_error") or etype == "assertion_error":
                 msg = msg.removeprefix("Value error, ")
                 base = None
-            parts = [p for p in (base, f"expected: {f.description}" if f and f.description else None)
-                     if p]
+            expected = f"expected: {f.description}" if f and f.description else None
+            parts = [p for p in (base, expected) if p]
             hint = "; ".join(parts) or None
             if "input" in e and etype not in ("value_error",) and not isinstance(
                     e["input"], dict | list):
