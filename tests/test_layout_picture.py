@@ -225,3 +225,59 @@ def test_colours_are_distinct_and_readable():
     assert len(set(colours)) == 64
     assert {ink_for(c) for c in colours} <= {"#000000", "#ffffff"}
     assert ink_for("#ffffff") == "#000000" and ink_for("#000000") == "#ffffff"
+
+
+KV_SERVICE = """\
+name: kv
+processes_per_node: 4
+threads: {progress: dedicated, rpc: 2, io: 1, primary: dedicated}
+components:
+  - {name: group, type: flock}
+  - {name: kv, type: yokan}
+  - {name: io, type: abt_io, pool: io}
+"""
+
+
+def test_layout_command_prints_the_plan_and_writes_the_svg(tmp_path, capsys):
+    from bedrock_deploy.cli import main
+    from bedrock_deploy.layout import plan_layout
+    from bedrock_deploy.service import load_service
+    from bedrock_deploy.sites import load_site
+
+    service = tmp_path / "kv.yaml"
+    service.write_text(KV_SERVICE)
+    svg = tmp_path / "layout.svg"
+    assert main(["layout", "--site", "generic-slurm-tcp", "--service", str(service),
+                 "--svg", str(svg)]) == 0
+    out = capsys.readouterr().out
+    assert "kv on generic-slurm-tcp: 4 processes per node" in out
+    assert "NIC eth0 (tcp)" in out
+
+    # the same plan the planner makes, rank by rank, in the text and in the SVG
+    site = load_site("generic-slurm-tcp").profile
+    topo = Topology.from_node(site.node)
+    layout = plan_layout(topo, load_service(service).service, "tcp")
+    rects = _cpu_rects(svg.read_text())
+    assert set(rects) == set(range(64))
+    for rank in layout.ranks:
+        assert re.search(rf"^\s+{rank.local_rank}\s+{format_cpulist(rank.cpus)}\s", out, re.M)
+        for cpu in rank.cpus:
+            assert f"rank-{rank.local_rank}" in rects[cpu].get("class", "").split()
+
+
+def test_layout_command_rejects_bad_input_without_writing(tmp_path, capsys):
+    from bedrock_deploy.cli import main
+
+    service = tmp_path / "kv.yaml"
+    service.write_text(KV_SERVICE)
+    svg = tmp_path / "layout.svg"
+    assert main(["layout", "--site", "generic-slurm-tcp", "--service", str(service),
+                 "--ppn", "40", "--svg", str(svg)]) == 2
+    err = capsys.readouterr().err
+    assert "--ppn 40: error: processes_per_node: 40 processes per node" in err
+    assert "hint:" in err
+    assert not svg.exists() and list(tmp_path.iterdir()) == [service]
+
+    assert main(["layout", "--site", "generic-slurm-tcp", "--service", str(service),
+                 "--transport", "nope"]) == 2
+    assert "has no transport 'nope'" in capsys.readouterr().err
