@@ -11,7 +11,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 
 from bedrock_deploy.cpulist import CpuListError, format_cpulist, parse_cpulist
 from bedrock_deploy.diagnostics import Problem
@@ -33,10 +40,22 @@ def _cpus(value: object) -> object:
     return value
 
 
+# What a CPU list may be written as in a profile (the JSON Schema of the *document*; the
+# model itself holds a sorted list of ints after the before-validator).
+_CPULIST_JSON_SCHEMA: dict[str, object] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*(\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*)?\s*$"},
+        {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        {"type": "integer", "minimum": 0},
+    ],
+    "description": "CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints",
+}
+
 CpuList = Annotated[
     list[Annotated[int, Field(ge=0)]],
     Field(description="CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints"),
     PlainSerializer(format_cpulist, return_type=str, when_used="json"),
+    WithJsonSchema(_CPULIST_JSON_SCHEMA, mode="validation"),
 ]
 
 

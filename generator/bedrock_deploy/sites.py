@@ -115,6 +115,22 @@ def _load_raw(path: Path, stack: list[Path]) -> tuple[dict[str, Any], Locations,
     return merged, _merge_locations(base_locs, doc.locations, doc.data), [doc.file, *files]
 
 
+NODE_PROBE = "probe"
+"""``node: probe`` in a profile: the node is this host, probed (sysfs) when the profile loads."""
+
+
+def _probed_node(where: SourceLocation) -> dict[str, Any]:
+    from bedrock_deploy.probe import ProbeError, probe_host  # local: probing reads /sys
+
+    try:
+        result = probe_host()
+    except ProbeError as err:
+        raise fail(f"'node: probe' could not probe this host: {err}", path=("node",),
+                   location=where, hint="write the node topology in the profile instead "
+                   "(bedrock-deploy probe -o FILE writes one to start from)") from None
+    return result.node.model_dump(mode="json", exclude_none=True)
+
+
 def load_site(ref: str | Path) -> LoadedSite:
     """Load, merge and validate a site profile; raise InputError with located problems."""
     path = resolve_profile(str(ref)).resolve() if not Path(ref).is_file() else Path(ref)
@@ -123,6 +139,9 @@ def load_site(ref: str | Path) -> LoadedSite:
 
     def where(p: KeyPath) -> SourceLocation:
         return locate(locations, p, file)
+
+    if data.get("node") == NODE_PROBE:
+        data = {**data, "node": _probed_node(where(("node",)))}
 
     profile = validate_model(SiteProfile, data, where)
     problems = [

@@ -1,0 +1,76 @@
+"""``bedrock-deploy probe``: write a site profile for this host (or an hwloc XML topology)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from bedrock_deploy.diagnostics import InputError, Problem, SourceLocation, fail
+from bedrock_deploy.probe import probe, profile_document, render_profile_yaml
+from bedrock_deploy.site_profile import SiteProfile, check_site
+from bedrock_deploy.validation import validate_model
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "probe", help="write a site profile for this host from sysfs or an hwloc XML file",
+        description="Probe the node topology (sockets, cores, SMT siblings, NUMA domains, "
+        "cpuset, memory, NICs and their NUMA domain) and write a site profile for it. "
+        "Run it on a compute node, or run 'lstopo --of xml > FILE' there and pass "
+        "--hwloc-xml FILE. reserved_cores cannot be probed: fill them in.")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the profile here (default: standard output)")
+    p.add_argument("--hwloc-xml", metavar="FILE",
+                   help="read the topology from 'lstopo --of xml' output instead of sysfs")
+    p.add_argument("--fi-info", metavar="FILE",
+                   help="fi_info output from a compute node: keep only transports it lists")
+    p.add_argument("--margo-info", metavar="FILE",
+                   help="margo-info output (or its JSON file): keep only transports it "
+                   "could initialise")
+    p.add_argument("--name", help="profile name (default: the host name)")
+    p.add_argument("--sysfs-root", metavar="DIR", default="/",
+                   help="read sys/ and proc/ under DIR instead of / (a copied tree)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    p.set_defaults(func=_probe)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    result = probe(hwloc_xml=args.hwloc_xml, sysfs_root=args.sysfs_root)
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    data, header = profile_document(result, name=args.name, fi_info=args.fi_info,
+                                    margo_info=args.margo_info, when=when)
+    # What we write must load: validate it exactly as 'sites validate' would.
+    origin = args.output or "<probe>"
+    site = validate_model(SiteProfile, data, lambda _p: SourceLocation(origin, 1, 1))
+    problems = check_site(site)
+    if problems:
+        raise InputError([Problem(f"probed profile is invalid: {p.message}", path=p.path,
+                                  hint=p.hint, file=origin) for p in problems])
+    text = json.dumps(data, indent=2) + "\n" if args.json else render_profile_yaml(data, header)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    # Nothing half-written: write a temporary file next to the target, then rename it.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as err:
+        raise fail(f"cannot write here: {err.strerror}", file=str(out),
+                   hint="check that the directory exists and is writable") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"wrote {out} ({result.source}: {result.node.sockets} socket(s) x "
+          f"{result.node.cores_per_socket} cores x {result.node.threads_per_core} threads, "
+          f"{len(result.node.numa_domains)} NUMA domain(s), {len(result.node.nics)} NIC(s))",
+          file=sys.stderr)
+    return 0
