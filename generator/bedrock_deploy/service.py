@@ -1,0 +1,423 @@
+"""The service description: which Bedrock providers to run, where, with which threads.
+
+A service is given either as a YAML file (validated by the pydantic models below, unknown keys
+rejected, every error located at file:line:column) or as an **existing Bedrock JSON config**
+(for instance a Mofka config): then its ``libraries`` and ``providers`` are kept as written and
+only its ``margo`` section is re-planned from the site's topology.
+
+YAML form (see ``share/examples/kv-service.yaml``)::
+
+    name: kv
+    nodes: 2
+    processes_per_node: 4
+    threads:                  # per process
+      progress: dedicated     # dedicated (own xstream, alone) | shared (on __primary__)
+      rpc: 2                  # rpc xstreams; 0 = RPC handlers run on __primary__
+      io: 1                   # io xstreams, created only if a component uses pool: io
+      primary: shared         # dedicated (own core) | shared (on the rpc xstreams' cores)
+    placement:
+      smt: avoid              # avoid (one xstream per physical core) | use (hardware threads)
+      too_few_cores: error    # error | share (explicitly pack xstreams on fewer cores)
+      pin: true               # emit affinity for every xstream
+    components:
+      - {name: group, type: flock}
+      - {name: kv, type: yokan, config: {database: {type: map}}}
+
+Provider ids not given are assigned 1, 2, ... in component order (skipping the ones given);
+Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.plan import Role
+from bedrock_deploy.validation import validate_model
+from bedrock_deploy.yaml_source import Locations, locate, parse_yaml
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+RANK0_CONDITION = "$MPI_COMM_WORLD.rank == 0"  # mofka docs/_code/advanced-config.json
+
+# Provider type -> Bedrock module library (mochi-stack.md rule 12).
+KNOWN_LIBRARIES: dict[str, str] = {
+    "flock": "libflock-bedrock-module.so",
+    "yokan": "libyokan-bedrock-module.so",
+    "abt_io": "libabt-io-bedrock-module.so",
+    "warabi": "libwarabi-bedrock-module.so",
+    "mofka": "libmofka-bedrock-module.so",
+}
+
+# Defaults filled into a component's config when the user gives none (user keys win, deep merge).
+DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
+    "flock": {"bootstrap": "mpi", "group": {"type": "static"}},  # file: plan.GROUP_FILE
+    "yokan": {"database": {"type": "map"}},
+    "warabi": {"target": {"type": "memory"}},
+    "abt_io": {},
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgressMode(StrEnum):
+    dedicated = "dedicated"
+    shared = "shared"
+
+
+class PrimaryMode(StrEnum):
+    dedicated = "dedicated"
+    shared = "shared"
+
+
+class SmtPolicy(StrEnum):
+    avoid = "avoid"
+    use = "use"
+
+
+class ShortagePolicy(StrEnum):
+    error = "error"
+    share = "share"
+
+
+class Threads(_Strict):
+    progress: ProgressMode = Field(
+        default=ProgressMode.dedicated,
+        description="'dedicated': the Mercury progress loop gets its own xstream and core; "
+        "'shared': it runs on __primary__")
+    rpc: int = Field(default=1, ge=0, le=256,
+                     description="RPC xstreams per process (0: RPC handlers run on __primary__)")
+    io: int = Field(default=1, ge=1, le=256,
+                    description="io xstreams per process, created only if a component uses "
+                    "pool: io (raised to num_urings+1 for abt_io with io_uring)")
+    primary: PrimaryMode = Field(
+        default=PrimaryMode.dedicated,
+        description="'dedicated': __primary__ (main thread) gets its own core; 'shared': it "
+        "shares the rpc xstreams' cores")
+
+
+class Placement(_Strict):
+    smt: SmtPolicy = Field(
+        default=SmtPolicy.avoid,
+        description="'avoid': one xstream per physical core; 'use': xstreams on hardware threads")
+    too_few_cores: ShortagePolicy = Field(
+        default=ShortagePolicy.error,
+        description="'error': fail when a node has too few cores; 'share': pack each process's "
+        "xstreams on the cores there are (recorded in the manifest)")
+    pin: bool = Field(default=True, description="pin every xstream (affinity lists)")
+
+
+class MargoOptions(_Strict):
+    """Margo settings a service may tune (pools and xstreams are planned, not given)."""
+
+    progress_timeout_ub_msec: int | None = Field(
+        default=None, ge=0, description="progress loop timeout (0 = busy polling; default 100)")
+    progress_spindown_msec: int | None = Field(default=None, ge=0,
+                                               description="polling after activity (default 10)")
+    handle_cache_size: int | None = Field(default=None, ge=0, description="default 256")
+    enable_abt_profiling: bool | None = None
+
+
+class PoolRole(StrEnum):
+    rpc = "rpc"
+    io = "io"
+
+
+class Component(_Strict):
+    name: str = Field(pattern=IDENTIFIER, description="provider name, an identifier")
+    type: str = Field(pattern=IDENTIFIER,
+                      description="flock, yokan, abt_io, warabi, mofka, or any module type")
+    provider_id: int | None = Field(default=None, ge=1, le=65535,
+                                    description="1..65535 (0 is Bedrock's own); default: next free")
+    pool: PoolRole | None = Field(
+        default=None, description="'rpc' or 'io' (default: io for abt_io, rpc otherwise)")
+    rank0_only: bool = Field(default=False, description="run this provider on MPI rank 0 only")
+    config: dict[str, Any] = Field(default_factory=dict, description="the provider's config")
+    dependencies: dict[str, str | int | list[str | int]] = Field(
+        default_factory=dict, description="Bedrock dependencies (pool is set from 'pool')")
+    tags: list[str] = Field(default_factory=list, description="provider tags, e.g. mofka:master")
+    library: str | None = Field(
+        default=None, description="module library for types without a known one, e.g. "
+        "libfoo-bedrock-module.so")
+    condition: str | bool | None = Field(
+        default=None, description="raw Bedrock '__if__' (kept from an existing config)")
+
+    @property
+    def pool_role(self) -> Role:
+        if self.pool is not None:
+            return Role(self.pool.value)
+        return Role.io if self.type == "abt_io" else Role.rpc
+
+    @property
+    def module_library(self) -> str | None:
+        return self.library or KNOWN_LIBRARIES.get(self.type)
+
+    @property
+    def num_urings(self) -> int:
+        n = self.config.get("num_urings", 0) if self.type == "abt_io" else 0
+        return n if isinstance(n, int) and not isinstance(n, bool) else 0
+
+    @model_validator(mode="after")
+    def _library_known(self) -> Component:
+        if self.module_library is None:
+            raise ValueError(
+                f"no Bedrock module library is known for type {self.type!r}: add "
+                f"'library: lib<module>-bedrock-module.so' (known types: "
+                + ", ".join(KNOWN_LIBRARIES) + ")")
+        if "pool" in self.dependencies:
+            raise ValueError("set the pool with 'pool: rpc' or 'pool: io', not in dependencies "
+                             "(the pool names are planned by bedrock-deploy)")
+        return self
+
+
+class ServiceDescription(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="service name")
+    description: str = ""
+    nodes: int = Field(default=1, ge=1, description="compute nodes")
+    processes_per_node: int = Field(default=1, ge=1, le=1024, description="processes per node")
+    threads: Threads = Field(default_factory=Threads)
+    placement: Placement = Field(default_factory=Placement)
+    margo: MargoOptions = Field(
+        default_factory=lambda: MargoOptions(),
+        description="margo tuning, e.g. progress_timeout_ub_msec: 0 (busy polling)")
+    components: list[Component] = Field(min_length=1, description="Bedrock providers to run")
+    extra_libraries: list[str] = Field(
+        default_factory=list, description="more module libraries to load (e.g. mofka's)")
+
+    @property
+    def uses_io_pool(self) -> bool:
+        return any(c.pool_role is Role.io for c in self.components)
+
+    @property
+    def io_xstreams(self) -> int:
+        """io xstreams per process: the requested count, at least num_urings+1 (abt-io.c)."""
+        need = max((c.num_urings + 1 for c in self.components if c.pool_role is Role.io),
+                   default=0)
+        return max(self.threads.io, need) if self.uses_io_pool else 0
+
+    def provider_ids(self) -> dict[str, int]:
+        """Component name -> provider id (explicit, else the next free id from 1)."""
+        taken = {c.provider_id for c in self.components if c.provider_id is not None}
+        out: dict[str, int] = {}
+        nxt = 1
+        for c in self.components:
+            if c.provider_id is not None:
+                out[c.name] = c.provider_id
+                continue
+            while nxt in taken:
+                nxt += 1
+            out[c.name] = nxt
+            taken.add(nxt)
+        return out
+
+    def libraries(self) -> list[str]:
+        libs: list[str] = []
+        for lib in [c.module_library for c in self.components] + list(self.extra_libraries):
+            if lib and lib not in libs:
+                libs.append(lib)
+        return libs
+
+    def with_counts(self, nodes: int | None = None, ppn: int | None = None) -> ServiceDescription:
+        update: dict[str, int] = {}
+        if nodes is not None:
+            update["nodes"] = nodes
+        if ppn is not None:
+            update["processes_per_node"] = ppn
+        return self.model_copy(update=update) if update else self
+
+
+def check_service(service: ServiceDescription) -> list[Problem]:
+    """Cross-field checks: unique names and provider ids, dependencies on earlier providers."""
+    problems: list[Problem] = []
+    names: dict[str, int] = {}
+    ids: dict[int, int] = {}
+    for i, c in enumerate(service.components):
+        if c.name in names:
+            problems.append(Problem(
+                f"component name {c.name!r} is already used by components[{names[c.name]}]",
+                path=("components", i, "name"), hint="give each provider its own name"))
+        names.setdefault(c.name, i)
+        if c.provider_id is not None:
+            if c.provider_id in ids:
+                problems.append(Problem(
+                    f"provider_id {c.provider_id} is already used by "
+                    f"components[{ids[c.provider_id]}]",
+                    path=("components", i, "provider_id"),
+                    hint="leave provider_id out to get the next free id"))
+            ids.setdefault(c.provider_id, i)
+        for key, dep in c.dependencies.items():
+            for ref in dep if isinstance(dep, list) else [dep]:
+                if not isinstance(ref, str) or "@" in ref:
+                    continue  # remote dependency or index: checked by the validator
+                local = ref.split(":")[0] if ":" in ref else ref
+                later = [j for j, o in enumerate(service.components)
+                         if (o.name == local or o.type == local) and j >= i]
+                if later and local not in {o.name for o in service.components[:i]} and \
+                        local not in {o.type for o in service.components[:i]}:
+                    problems.append(Problem(
+                        f"dependency {key!r} refers to {ref!r}, which is created later "
+                        f"(components[{later[0]}])",
+                        path=("components", i, "dependencies", key),
+                        hint="Bedrock creates providers in list order: move the dependency "
+                        "before this component"))
+                dep_c = next((o for o in service.components[:i] if o.name == local), None)
+                if dep_c is not None and dep_c.rank0_only and not c.rank0_only:
+                    problems.append(Problem(
+                        f"dependency {key!r} refers to {ref!r}, which runs on rank 0 only, but "
+                        f"{c.name!r} runs on every rank",
+                        path=("components", i, "dependencies", key),
+                        hint=f"make {c.name!r} rank0_only too, or depend on '{ref}@0' "
+                        "(the provider on MPI rank 0)"))
+    return problems
+
+
+@dataclass
+class LoadedService:
+    """A validated service, where it came from, and (for a Bedrock JSON) what was kept."""
+
+    service: ServiceDescription
+    file: str
+    locations: Locations = field(default_factory=dict)
+    kind: Literal["yaml", "bedrock-json"] = "yaml"
+    notes: list[str] = field(default_factory=list)
+
+    def locate(self, path: KeyPath) -> SourceLocation:
+        return locate(self.locations, path, self.file)
+
+
+def _from_bedrock_json(data: dict[str, Any], file: str,
+                       where: Any) -> tuple[ServiceDescription, list[str]]:
+    """Read an existing Bedrock config: keep providers/libraries, derive thread counts."""
+    notes: list[str] = []
+    if not isinstance(data.get("providers", []), list):
+        raise fail('"providers" must be an array', path=("providers",),
+                   location=where(("providers",)), hint="write a JSON array of provider objects")
+    libs = data.get("libraries", [])
+    if not isinstance(libs, list) or not all(isinstance(x, str) for x in libs):
+        raise fail('"libraries" field needs to be an array of .so names', path=("libraries",),
+                   location=where(("libraries",)),
+                   hint='write e.g. ["libyokan-bedrock-module.so"] (the object form is rejected '
+                   "by Bedrock >= 0.16)")
+    margo = data.get("margo", {})
+    if isinstance(margo, list):
+        raise fail("a margo array (several engines) cannot be re-planned", path=("margo",),
+                   location=where(("margo",)), hint="keep a single margo object")
+    margo = margo if isinstance(margo, dict) else {}
+    threads: dict[str, Any] = {}
+    if "rpc_thread_count" in margo and isinstance(margo["rpc_thread_count"], int):
+        threads["rpc"] = max(0, margo["rpc_thread_count"])
+    if margo.get("use_progress_thread") is True:
+        threads["progress"] = "dedicated"
+    pools_of_io: set[str] = set()
+    components: list[dict[str, Any]] = []
+    type_libs = {v: k for k, v in KNOWN_LIBRARIES.items()}
+    for i, p in enumerate(data.get("providers", [])):
+        if not isinstance(p, dict):
+            raise fail("a provider is a JSON object", path=("providers", i),
+                       location=where(("providers", i)))
+        deps = dict(p.get("dependencies", {}) or {})
+        pool = deps.pop("pool", None)
+        role: str | None = None
+        if p.get("type") == "abt_io" or (isinstance(pool, str) and "io" in pool.lower()):
+            role = "io"
+            if isinstance(pool, str):
+                pools_of_io.add(pool)
+        elif pool is not None:
+            role = "rpc"
+        if pool is not None:
+            notes.append(f"provider {p.get('name')!r}: pool {pool!r} becomes the planned "
+                         f"{role} pool")
+        cond = p.get("__if__")
+        comp: dict[str, Any] = {
+            k: v for k, v in {
+                "name": p.get("name"), "type": p.get("type"),
+                "provider_id": p.get("provider_id"), "pool": role,
+                "config": p.get("config", {}), "dependencies": deps, "tags": p.get("tags", []),
+            }.items() if v is not None}
+        if cond == RANK0_CONDITION:
+            comp["rank0_only"] = True
+        elif cond is not None:
+            comp["condition"] = cond
+        t = p.get("type")
+        if isinstance(t, str) and t not in KNOWN_LIBRARIES:
+            lib = next((lib for lib in libs if lib not in type_libs), None)
+            if lib:
+                comp["library"] = lib
+        components.append(comp)
+    xs = margo.get("argobots", {}).get("xstreams", []) if isinstance(
+        margo.get("argobots"), dict) else []
+    io_count = sum(1 for x in xs if isinstance(x, dict)
+                   and (x.get("scheduler") or {}).get("pools", [None])[:1][0] in pools_of_io)
+    if io_count:
+        threads["io"] = io_count
+    used = {KNOWN_LIBRARIES.get(str(c.get("type"))) for c in components} | \
+        {c.get("library") for c in components}
+    svc = {
+        "name": Path(file).stem.replace(" ", "_") or "service",
+        "threads": threads,
+        "components": components,
+        "extra_libraries": [lib for lib in libs if lib not in used],
+    }
+    # validate against the model; paths of components map onto providers
+    def where_c(path: KeyPath) -> SourceLocation:
+        if path[:1] == ("components",):
+            return where(("providers", *path[1:]))
+        return where(("margo",))
+    service = validate_model(ServiceDescription, svc, where_c)
+    problems = check_service(service)
+    if problems:
+        raise InputError([Problem(p.message, path=("providers", *p.path[1:]),
+                                  location=where(("providers", *p.path[1:])), hint=p.hint)
+                          for p in problems])
+    notes.append("kept libraries and providers of the Bedrock config; re-planned its margo "
+                 f"section (rpc xstreams {service.threads.rpc}, progress "
+                 f"{service.threads.progress.value}, io xstreams {service.io_xstreams})")
+    return service, notes
+
+
+def load_service(path: str | Path) -> LoadedService:
+    """Load a YAML service description, or an existing Bedrock JSON config (``.json``)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise fail("file not found", file=str(p),
+                   hint="give a service description (.yaml) or a Bedrock config (.json)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise fail(f"cannot read file: {err}", file=str(p)) from None
+    is_json = p.suffix == ".json" or text.lstrip().startswith("{")
+    if is_json:
+        from bedrock_deploy.bedrock_validator import load_json_located
+
+        doc = load_json_located(text, str(p))
+    else:
+        doc = parse_yaml(text, str(p))
+    if not isinstance(doc.data, dict):
+        raise fail("a service description is a mapping" if not is_json else
+                   "a Bedrock config is a JSON object", location=doc.locate(()), file=str(p),
+                   hint="start with 'name: my-service'" if not is_json else "start with '{'")
+    if is_json:
+        service, notes = _from_bedrock_json(doc.data, str(p), doc.locate)
+        return LoadedService(service=service, file=str(p), locations=doc.locations,
+                             kind="bedrock-json", notes=notes)
+    service = validate_model(ServiceDescription, doc.data, doc.locate)
+    problems = [Problem(x.message, path=x.path, location=doc.locate(x.path), hint=x.hint)
+                for x in check_service(service)]
+    if problems:
+        raise InputError(problems)
+    return LoadedService(service=service, file=str(p), locations=doc.locations)
+
+
+def service_from_dict(data: dict[str, Any], file: str = "<service>") -> ServiceDescription:
+    """Validate plain data (tests, Python callers); errors carry key paths."""
+    service = validate_model(ServiceDescription, data, lambda _p: SourceLocation(file, 1, 1))
+    problems = check_service(service)
+    if problems:
+        raise InputError(problems)
+    return service
