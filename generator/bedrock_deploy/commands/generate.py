@@ -1,0 +1,58 @@
+"""``bedrock-deploy generate --site S --service SVC -o DIR [--force] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+
+from bedrock_deploy.generate import generate
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "generate", help="generate a deployment directory",
+        description="Plan the layout, write the Bedrock configs, Spack environment, launch "
+        "scripts and manifest of a service on a site, into DIR (atomically).")
+    p.add_argument("--site", required=True, metavar="S",
+                   help="shipped site profile name or a profile file")
+    p.add_argument("--service", required=True, metavar="SVC",
+                   help="service description (.yaml) or an existing Bedrock config (.json)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="deployment directory to create")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR if it is a previous deployment (atomically)")
+    p.add_argument("--margo-info", metavar="F",
+                   help="saved margo-info output (stdout or its JSON file) from a compute node")
+    p.add_argument("--fi-info", metavar="F", help="saved fi_info output from a compute node")
+    p.add_argument("--nodes", type=int, metavar="N", help="override the service's node count")
+    p.add_argument("--ppn", type=int, metavar="N",
+                   help="override the service's processes per node")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    result = generate(args.site, args.service, args.output, force=args.force,
+                      nodes=args.nodes, ppn=args.ppn, margo_info=args.margo_info,
+                      fi_info=args.fi_info)
+    plan = result.plan
+    if args.json:
+        json.dump({"output": str(result.out), "files": result.files,
+                   "transport": plan.transport.protocol, "nodes": plan.nodes,
+                   "processes_per_node": plan.processes_per_node,
+                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in result.warnings]},
+                  sys.stdout, indent=2)
+        print()
+        return 0
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for rank, w in result.warnings:
+        err.print(f"local rank {rank}: " + w.format(f"configs/rank-{rank}.json"), markup=False)
+    print(f"wrote {result.out}/ ({len(result.files)} files): {plan.service.name} on "
+          f"{plan.site.name}, {plan.nodes} node(s) x {plan.processes_per_node} processes, "
+          f"{plan.transport.protocol}")
+    for note in plan.layout.notes:
+        print(f"  note: {note}")
+    return 0

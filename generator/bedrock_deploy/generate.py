@@ -1,0 +1,325 @@
+"""``generate``: build the :class:`~bedrock_deploy.plan.DeploymentPlan` and write the directory.
+
+Steps: load the site profile and the service (YAML or an existing Bedrock JSON), apply
+``--nodes``/``--ppn``, select the transport, plan the node layout, emit one Bedrock config per
+local rank, validate every config (any error aborts: nothing is written), render the Spack
+environment, launch scripts and layout picture, and write everything into a temporary
+directory next to the target which is then renamed into place (an existing deployment is
+swapped atomically with ``renameat2(RENAME_EXCHANGE)`` under ``--force``). The deployment
+directory contract is in :mod:`bedrock_deploy.plan`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bedrock_deploy import __version__
+from bedrock_deploy.bedrock_config import bedrock_config
+from bedrock_deploy.bedrock_validator import ConfigIssue, validate_deployment
+from bedrock_deploy.cpulist import format_cpulist
+from bedrock_deploy.diagnostics import InputError, Problem, fail
+from bedrock_deploy.launch import render_scripts
+from bedrock_deploy.layout import RankShape, plan_layout
+from bedrock_deploy.layout_picture import render_svg
+from bedrock_deploy.plan import (
+    CONFIG_DIR,
+    GROUP_FILE,
+    RUN_DIR,
+    Choice,
+    DeploymentPlan,
+    NodeLayout,
+    TransportChoice,
+    config_name,
+)
+from bedrock_deploy.service import LoadedService, load_service
+from bedrock_deploy.site_profile import TransportScope
+from bedrock_deploy.sites import LoadedSite, load_site
+from bedrock_deploy.spack_env import render_spack_env
+from bedrock_deploy.topology import Topology
+from bedrock_deploy.transports import HostReports, select_transport
+
+MANIFEST = "manifest.json"
+EXECUTABLE_SUFFIXES = (".sh", ".sbatch", ".pbs")
+
+
+@dataclass
+class Inputs:
+    """What a deployment was generated from (recorded in the manifest with sha256 hashes)."""
+
+    site: LoadedSite
+    service: LoadedService
+    margo_info: Path | None = None
+    fi_info: Path | None = None
+    overrides: dict[str, int] = field(default_factory=dict)
+
+    def files(self) -> list[tuple[str, Path]]:
+        out = [("site", Path(f)) for f in self.site.files]
+        out.append(("service", Path(self.service.file)))
+        if self.margo_info is not None:
+            out.append(("margo-info", self.margo_info))
+        if self.fi_info is not None:
+            out.append(("fi-info", self.fi_info))
+        return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def select_transport_for(inputs: Inputs, nodes: int) -> tuple[TransportChoice, list[Choice]]:
+    """The transport chosen by :mod:`bedrock_deploy.transports`, and what was weighed."""
+    reports = HostReports.from_files(inputs.margo_info, inputs.fi_info, None)
+    selection = select_transport(inputs.site.profile, nodes=nodes, reports=reports,
+                                 site_file=inputs.site.file)
+    choices = [Choice(f"transport candidate {v.candidate}", v.protocol, v.reason)
+               for v in selection.verdicts if not v.chosen]
+    choices += [Choice("transport note", n, "transport selection") for n in selection.notes]
+    return selection.choice, choices
+
+
+def _locate_service_problems(err: InputError, loaded: LoadedService,
+                             overrides: dict[str, int]) -> InputError:
+    out: list[Problem] = []
+    for p in err.problems:
+        if p.location is not None:
+            out.append(p)
+        elif p.path == ("processes_per_node",) and "ppn" in overrides:
+            out.append(replace(p, file=f"--ppn {overrides['ppn']}"))
+        else:
+            path = p.path if loaded.kind == "yaml" else ()
+            out.append(replace(p, location=loaded.locate(path)))
+    return InputError(out)
+
+
+def _layout_choices(layout: NodeLayout, shape: RankShape, plan_ppn: int) -> list[Choice]:
+    out = [Choice("xstreams per process", shape.describe(),
+                  "threads: progress/rpc/io/primary of the service (layout.py policy)")]
+    out.append(Choice("use SMT siblings", layout.use_smt, "placement.smt"))
+    for r in layout.ranks:
+        xs = {x.name: format_cpulist(x.cpus) if x.cpus else "unpinned" for x in r.xstreams}
+        out.append(Choice(f"local rank {r.local_rank} cores", format_cpulist(r.cpus),
+                          f"NUMA {','.join(map(str, r.numa))}; xstreams: "
+                          + ", ".join(f"{k}={v}" for k, v in xs.items())))
+    for note in layout.notes:
+        out.append(Choice("layout note", note, "layout planner"))
+    return out
+
+
+def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIssue]]]:
+    """Every decision, and the validator's warnings; raises InputError on bad input."""
+    site = inputs.site.profile
+    service = inputs.service.service.with_counts(inputs.overrides.get("nodes"),
+                                                 inputs.overrides.get("ppn"))
+    if site.nodes is not None and service.nodes > site.nodes:
+        raise fail(f"the service wants {service.nodes} nodes, site {site.name!r} has "
+                   f"{site.nodes}", file="--nodes" if "nodes" in inputs.overrides else None,
+                   location=None if "nodes" in inputs.overrides else
+                   inputs.service.locate(("nodes",)),
+                   hint=f"use at most {site.nodes} nodes")
+    choices: list[Choice] = [
+        Choice("nodes", service.nodes, "--nodes" if "nodes" in inputs.overrides
+               else "service description"),
+        Choice("processes per node", service.processes_per_node,
+               "--ppn" if "ppn" in inputs.overrides else "service description"),
+    ]
+    transport, weighed = select_transport_for(inputs, service.nodes)
+    choices.append(Choice("transport", f"{transport.name} ({transport.protocol})",
+                          transport.reason))
+    choices += weighed
+    topo = Topology.from_node(site.node)
+    site_t = next((t for t in site.transports if t.name == transport.name), None)
+    nic_kind = site_t.nic_kind.value if site_t and site_t.nic_kind else None
+    uses_nic = site_t is None or site_t.scope is TransportScope.inter_node
+    try:
+        layout = plan_layout(topo, service, nic_kind, uses_nic=uses_nic)
+    except InputError as err:
+        raise _locate_service_problems(err, inputs.service, inputs.overrides) from None
+    choices += _layout_choices(layout, RankShape.of(service), service.processes_per_node)
+    configs = [bedrock_config(service, r, transport) for r in layout.ranks]
+    ids = service.provider_ids()
+    for c in service.components:
+        where = "MPI rank 0 only (__if__)" if c.rank0_only else "every process"
+        choices.append(Choice(f"provider {c.name}", {"type": c.type, "provider_id": ids[c.name],
+                                                     "pool": c.pool_role.value, "runs on": where},
+                              "component of the service; ids from 1 (0 is Bedrock's own)"))
+    if any(c.type == "flock" for c in service.components):
+        choices.append(Choice("flock group file", f"{RUN_DIR}/{GROUP_FILE}",
+                              "bootstrap mpi: one launch for all ranks; readiness = the file "
+                              "appears; bedrock-shutdown -f reads it"))
+    choices.append(Choice("engine", site.engine.value, "site profile 'engine'"))
+    for note in inputs.service.notes:
+        choices.append(Choice("service source", note, "existing Bedrock config"))
+    total = service.nodes * service.processes_per_node
+    issues = validate_deployment(configs, [r.cpus for r in layout.ranks], site=site,
+                                 total_processes=total)
+    errors = [(r, x) for r, x in issues if x.severity == "error"]
+    if errors:
+        raise InputError([replace(x.to_problem(f"{CONFIG_DIR}/{config_name(r)}"),
+                                  message=f"generated config of local rank {r}: "
+                                  f"{x.pointer}: {x.message} (rule {x.rule})")
+                          for r, x in errors])
+    plan = DeploymentPlan(site=site, site_files=list(inputs.site.files), service=service,
+                          transport=transport, layout=layout, configs=configs, choices=choices)
+    return plan, [(r, x) for r, x in issues if x.severity != "error"]
+
+
+def _layout_dict(layout: NodeLayout) -> dict[str, Any]:
+    return {
+        "use_smt": layout.use_smt, "pins_threads": layout.pins_threads,
+        "notes": list(layout.notes),
+        "ranks": [{"local_rank": r.local_rank, "cpus": format_cpulist(r.cpus),
+                   "numa": list(r.numa),
+                   "xstreams": [{"name": x.name, "role": x.role.value, "pools": list(x.pools),
+                                 "cpus": format_cpulist(x.cpus)} for x in r.xstreams]}
+                  for r in layout.ranks],
+    }
+
+
+def render_files(plan: DeploymentPlan) -> dict[str, str]:
+    """Every file of the deployment except the manifest: relative path -> text."""
+    files: dict[str, str] = {}
+    for rank, cfg in enumerate(plan.configs):
+        files[f"{CONFIG_DIR}/{config_name(rank)}"] = json.dumps(cfg, indent=2) + "\n"
+    files["spack.yaml"] = render_spack_env(plan)
+    for rel, text in render_scripts(plan).items():
+        files[rel] = text
+    files["layout.svg"] = render_svg(plan)
+    return files
+
+
+def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
+             warnings: list[tuple[int, ConfigIssue]]) -> dict[str, Any]:
+    return {
+        "tool": {"name": "bedrock-deploy", "version": __version__},
+        "site": plan.site.name,
+        "service": plan.service.name,
+        "nodes": plan.nodes,
+        "processes_per_node": plan.processes_per_node,
+        "total_processes": plan.total_processes,
+        "inputs": [{"role": role, "file": str(p.resolve()), "sha256": sha256_file(p)}
+                   for role, p in inputs.files()],
+        "overrides": inputs.overrides,
+        "transport": asdict(plan.transport),
+        "layout": _layout_dict(plan.layout),
+        "choices": [{"what": c.what, "value": c.value, "why": c.why} for c in plan.choices],
+        "warnings": [{"local_rank": r, **x.to_dict()} for r, x in warnings],
+        "files": {rel: hashlib.sha256(text.encode()).hexdigest()
+                  for rel, text in sorted(files.items())},
+    }
+
+
+# ---- atomic directory write ----------------------------------------------------------------
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2); False if the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise fail(f"{out} exists and is not a directory", file=str(out),
+                   hint="choose another -o directory")
+    if out.is_dir():
+        if not force:
+            raise fail(f"{out} already exists", file=str(out),
+                       hint="pass --force to replace it (atomically), or choose another -o")
+        if any(out.iterdir()) and not (out / MANIFEST).is_file():
+            raise fail(f"{out} is not a bedrock-deploy deployment (no {MANIFEST}); --force "
+                       "only replaces deployments", file=str(out),
+                       hint="choose an empty or new directory")
+
+
+def write_tree(files: dict[str, str], out: Path, *, force: bool) -> None:
+    """Write ``files`` as directory ``out``: all of it or nothing."""
+    out = out.absolute()
+    _check_target(out, force)
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise fail(f"cannot create {parent}: {err.strerror}", file=str(out)) from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    try:
+        for rel, text in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            if rel.endswith(EXECUTABLE_SUFFIXES):
+                path.chmod(0o755)
+        (tmp / RUN_DIR).mkdir(exist_ok=True)
+        tmp.chmod(0o755)
+        if out.exists():
+            if _exchange(tmp, out):
+                shutil.rmtree(tmp)  # tmp now holds the old deployment
+                return
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            old.rmdir()
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclass
+class Generated:
+    plan: DeploymentPlan
+    out: Path
+    files: list[str]
+    warnings: list[tuple[int, ConfigIssue]]
+
+
+def generate(site: str | Path, service: str | Path, out: str | Path, *, force: bool = False,
+             nodes: int | None = None, ppn: int | None = None,
+             margo_info: str | Path | None = None,
+             fi_info: str | Path | None = None) -> Generated:
+    """Plan, validate, render and write one deployment directory (all or nothing)."""
+    overrides: dict[str, int] = {}
+    for key, val in (("nodes", nodes), ("ppn", ppn)):
+        if val is not None:
+            if val < 1:
+                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}")
+            overrides[key] = val
+    for key, path in (("--margo-info", margo_info), ("--fi-info", fi_info)):
+        if path is not None and not Path(path).is_file():
+            raise fail("file not found", file=str(path), hint=f"{key} takes a saved report")
+    # check the target before doing any work, so a typo costs nothing
+    _check_target(Path(out).absolute(), force)
+    inputs = Inputs(site=load_site(site), service=load_service(service),
+                    margo_info=Path(margo_info) if margo_info else None,
+                    fi_info=Path(fi_info) if fi_info else None, overrides=overrides)
+    plan, warnings = build_plan(inputs)
+    files = render_files(plan)
+    files[MANIFEST] = json.dumps(manifest(plan, inputs, files, warnings), indent=2) + "\n"
+    write_tree(files, Path(out), force=force)
+    return Generated(plan=plan, out=Path(out), files=sorted(files), warnings=warnings)
