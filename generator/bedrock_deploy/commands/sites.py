@@ -13,13 +13,24 @@ from ruamel.yaml import YAML
 
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.site_profile import SiteProfile
-from bedrock_deploy.sites import load_site, shipped_profiles
+from bedrock_deploy.sites import NODE_PROBE, load_site, shipped_profiles
 
 
 def site_schema() -> dict[str, Any]:
+    """JSON Schema of site-profile *documents* (share/schemas/site-profile.schema.json).
+
+    The model's schema, plus what the loader accepts before validation: ``node: probe``
+    (replaced by this host's probed topology, see :data:`bedrock_deploy.sites.NODE_PROBE`).
+    """
     schema = SiteProfile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://bedrock-deploy/schemas/site-profile.schema.json"
+    node = schema["properties"]["node"]
+    schema["properties"]["node"] = {
+        "anyOf": [node, {"const": NODE_PROBE, "description": "probe this host's topology "
+                         "(sysfs) when the profile is loaded"}],
+        "description": "compute-node topology, or 'probe' for the host loading the profile",
+    }
     return schema
 
 
