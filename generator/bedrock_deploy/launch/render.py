@@ -1,0 +1,182 @@
+"""Render the launch scripts of a deployment: ``render_scripts(plan) -> {path: text}``.
+
+Files (paths relative to the deployment directory):
+
+``scripts/<job script>``  the scheduler's batch script (``job.sbatch``, ``job.pbs``, ``job.flux``)
+                          or ``run.sh`` for scheduler ``none``; it sets up the environment,
+                          launches every rank, waits for the service and stops it cleanly.
+``scripts/rank-exec.sh``  run on every rank by the launcher: picks ``configs/rank-<L>.json`` from
+                          the launcher's local-rank variable and execs the engine.
+``scripts/launch.json``   what ``bedrock-deploy submit`` needs: scheduler, launcher, job script.
+``run/logs/README``       what the log files are (also makes ``run/logs`` exist before a job
+                          writes its output file there).
+
+Every value that comes from a profile or a service is shell-quoted by the ``sh`` filter
+(:func:`shlex.quote`) or, on directive lines, checked for control characters; the only raw shell
+the scripts contain besides the templates is the site's ``hooks`` (shell lines by definition,
+written by the site's administrators). Templates live in ``share/templates/launch/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bedrock_deploy import __version__
+from bedrock_deploy.cpulist import format_cpulist
+from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.launch.launchers import is_pinned, launcher_for, rank_cpus
+from bedrock_deploy.launch.schedulers import job_name, scheduler_for
+from bedrock_deploy.plan import (
+    CONFIG_DIR,
+    GROUP_FILE,
+    RUN_DIR,
+    SCRIPTS_DIR,
+    DeploymentPlan,
+)
+from bedrock_deploy.resources import share_path
+from bedrock_deploy.site_profile import EngineKind
+
+RANK_EXEC = f"{SCRIPTS_DIR}/rank-exec.sh"
+LAUNCH_INFO = f"{SCRIPTS_DIR}/launch.json"
+LOG_DIR = f"{RUN_DIR}/logs"
+ENGINE_DIR_ENV = "BEDROCK_DEPLOY_ENGINE_DIR"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Executables of each engine kind: (daemon, query tool, shutdown tool).
+ENGINE_TOOLS: dict[EngineKind, tuple[str, str, str]] = {
+    EngineKind.spack: ("bedrock", "bedrock-query", "bedrock-shutdown"),
+    EngineKind.embedded: ("bedrock-engine", "bedrock-engine-query", "bedrock-engine-shutdown"),
+}
+
+
+def sh(value: object) -> str:
+    """Jinja2 filter: one shell word, whatever the value holds."""
+    return shlex.quote(str(value))
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(share_path("templates", "launch"))),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        trim_blocks=True, lstrip_blocks=True, autoescape=False,
+        # bash has "${#array[@]}": Jinja2's default "{#" comment marker would swallow it.
+        comment_start_string="{##", comment_end_string="##}")
+    env.filters["sh"] = sh
+    return env
+
+
+def embedded_engine_dir() -> str:
+    """Where the embedded engine's executables are, decided at generate time (the scripts let
+    ``BEDROCK_DEPLOY_ENGINE_DIR`` override it at run time)."""
+    if os.environ.get(ENGINE_DIR_ENV):
+        return os.environ[ENGINE_DIR_ENV]
+    try:
+        from bedrock_deploy import engine  # helper B's locator
+
+        found = getattr(engine, "engine_dir", None) or getattr(engine, "bin_dir", None)
+        if callable(found):
+            return str(found())
+    except ImportError:
+        pass
+    return str(Path(__file__).resolve().parent.parent / "_bin")
+
+
+def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ...]
+               ) -> list[tuple[str, str]]:
+    for key in values:
+        if not _ENV_NAME.match(key):
+            raise fail(f"{key!r} is not an environment variable name", path=(*path, key),
+                       file=plan.site_files[0] if plan.site_files else None,
+                       hint="use letters, digits and '_' and do not start with a digit")
+    return list(values.items())
+
+
+def _group_file(plan: DeploymentPlan) -> str | None:
+    """The flock group file (relative to DIR/run) the service writes, if it has a flock."""
+    for config in plan.configs[:1]:
+        for provider in config.get("providers", []):
+            if provider.get("type") == "flock":
+                return str(provider.get("config", {}).get("file", GROUP_FILE))
+    return None
+
+
+def script_context(plan: DeploymentPlan) -> dict[str, Any]:
+    site = plan.site
+    scheduler = scheduler_for(plan)
+    launch = launcher_for(plan).command()
+    daemon, query, shutdown = ENGINE_TOOLS[site.engine]
+    env: list[tuple[str, str]] = []
+    env += _env_items(plan, site.env, ("env",))
+    env += _env_items(plan, plan.transport.env, ("transports", plan.transport.name, "env"))
+    env += _env_items(plan, launch.env, ("launcher", "env"))
+    return {
+        "version": __version__,
+        "service": plan.service.name,
+        "site": site.name,
+        "site_files": [Path(f).name for f in plan.site_files],
+        "start_command": scheduler.start_command(),
+        "scheduler": scheduler.kind.value,
+        "launcher": site.launcher.type.value,
+        "script": scheduler.script,
+        "prefix": scheduler.prefix,
+        "directives": scheduler.directives(),
+        "nodes": plan.nodes,
+        "ppn": plan.processes_per_node,
+        "total": plan.total_processes,
+        "protocol": plan.transport.protocol,
+        "transport": plan.transport.name,
+        "engine": site.engine.value,
+        "engine_dir": embedded_engine_dir() if site.engine == EngineKind.embedded else "",
+        "daemon": daemon,
+        "query": query,
+        "shutdown": shutdown,
+        "modules": site.spack.modules,
+        "env": env,
+        "root_env": list(launch.as_root_env.items()),
+        "hooks": site.hooks,
+        "launch_argv": launch.argv,
+        "launch_notes": launch.notes,
+        "local_rank_var": launch.local_rank_var,
+        "self_bind": launch.self_bind,
+        "pinned": is_pinned(plan),
+        "rank_cpus": [format_cpulist(c) for c in rank_cpus(plan)],
+        "group_file": _group_file(plan),
+        "config_dir": CONFIG_DIR,
+        "run_dir": RUN_DIR,
+        "log_dir": LOG_DIR,
+        "rank_exec": RANK_EXEC,
+    }
+
+
+def render_scripts(plan: DeploymentPlan) -> dict[str, str]:
+    """Every launch file of the deployment: relative path -> text."""
+    ctx = script_context(plan)
+    env = _environment()
+    scheduler = scheduler_for(plan)
+    info = {
+        "scheduler": ctx["scheduler"],
+        "launcher": ctx["launcher"],
+        "script": scheduler.script,
+        "rank_exec": RANK_EXEC,
+        "log_dir": LOG_DIR,
+        "group_file": f"{RUN_DIR}/{ctx['group_file']}" if ctx["group_file"] else None,
+        "protocol": ctx["protocol"],
+        "engine": ctx["engine"],
+        "service": ctx["service"],
+        "job_name": job_name(plan),
+        "nodes": ctx["nodes"],
+        "processes_per_node": ctx["ppn"],
+    }
+    return {
+        scheduler.script: env.get_template(scheduler.template).render(ctx),
+        RANK_EXEC: env.get_template("rank-exec.sh.j2").render(ctx),
+        LAUNCH_INFO: json.dumps(info, indent=2) + "\n",
+        f"{LOG_DIR}/README": env.get_template("logs-readme.j2").render(ctx),
+    }
