@@ -361,8 +361,10 @@ class _Checker:
         has_primary_xs = any(x.get("name") == "__primary__" for x in self.xstreams())
         for i, pool in enumerate(self.pools()):
             name = str(pool.get("name", f"__pool_{i}__"))
-            if name == "__primary__" and not has_primary_xs:
-                continue  # margo adds the __primary__ xstream on it
+            if name == "__primary__" and (not has_primary_xs or any(
+                    x.get("name") == "__primary__" and "__primary__" in self.sched_pools(x)
+                    for x in self.xstreams())):
+                continue  # margo adds the __primary__ xstream on it; or rule 4 reports it
             if name not in firsts:
                 used = any(self.resolve_pool(r) == name for x in self.xstreams()
                            for r in self.sched_pools(x))
@@ -698,7 +700,8 @@ class _Checker:
                 self.add(15, (*self.margo_path(), "mercury"), f"ofi+tcp on a node with "
                          f"{len(nics)} interfaces and no FI_TCP_IFACE or mercury.ip_subnet: "
                          "libfabric tcp may hang (ofiwg/libfabric#12480)",
-                         "set FI_TCP_IFACE in the site transport's env, or mercury.ip_subnet")
+                         "set FI_TCP_IFACE in the site transport's env, or mercury.ip_subnet",
+                         severity="warning")
 
 
 def validate_config(config: Any, *, topology: Topology | None = None,
