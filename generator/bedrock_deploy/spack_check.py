@@ -551,44 +551,64 @@ def check_against_plan(doc: YamlDocument, plan: DeploymentPlan,
             problems.append(Problem(
                 f"transport {t.name!r} ({t.protocol}) needs mercury{req}", root, where(root),
                 hint=f"add {req} to the mercury spec"))
-    externals = (env.get("packages", {}) or {}).get("libfabric", {}) or {}
-    fabrics_value = specs.variant("libfabric", "fabrics")
-    fabrics = set(fabrics_value) if isinstance(fabrics_value, tuple) else set()
-    vendor = bool(externals.get("externals")) and externals.get("buildable") is False
+    lf_entry = (env.get("packages", {}) or {}).get("libfabric", {}) or {}
+    root_fabrics = _fabrics_of(EnvSpecs.of({"specs": env.get("specs", [])}))
+    site_fabrics = _fabrics_of(EnvSpecs.of({"packages": {"libfabric": lf_entry}}))
+    fabrics = root_fabrics | site_fabrics
+    vendor = bool(lf_entry.get("externals")) and lf_entry.get("buildable") is False
+    lf_path: KeyPath = ("spack", "packages", "libfabric")
+    providers = kb.section("libfabric_providers")
     if plugins[plugin]["libfabric"]:
         prov = provider or t.provider
-        table = kb.section("libfabric_providers").get(prov or "", None)
+        table = providers.get(prov or "", None)
         if vendor:
             if fabrics:
                 problems.append(Problem(
                     "libfabric is a vendor external (buildable: false) and fabrics= is also "
-                    "requested: Spack cannot satisfy both", ("spack", "packages", "libfabric"),
-                    where(("spack", "packages", "libfabric")),
+                    "requested: Spack cannot satisfy both", lf_path, where(lf_path),
                     hint="drop the fabrics= request; the vendor build already has its fabrics"))
         elif table is None:
             problems.append(Problem(f"unknown libfabric provider {prov!r} for transport {t.name!r}",
-                                    root, where(root), hint="use one of: " + ", ".join(
-                                        kb.section("libfabric_providers"))))
+                                    root, where(root), hint="use one of: " + ", ".join(providers)))
         else:
             missing = sorted(set(table["needs"]) - fabrics)
-            extra = sorted(fabrics - set(table["allowed"]))
             if missing:
                 problems.append(Problem(
                     f"transport {t.name!r} ({prov}) needs libfabric fabrics={','.join(missing)}",
                     root, where(root),
                     hint=f"request libfabric fabrics={','.join(table['needs'])}"))
+            extra = sorted(root_fabrics - set(table["allowed"]))
             if extra:
                 problems.append(Problem(
                     f"libfabric fabric{'s' if len(extra) > 1 else ''} {','.join(extra)} "
                     f"not needed by transport {t.name!r} ({prov})", root, where(root),
                     hint=f"{prov} uses only {','.join(table['allowed'])}; fix the transport's "
                     "'fabrics' in the site profile"))
+            # A site may build libfabric for all its transports (fallbacks included), not more.
+            site_allowed = set()
+            for st in plan.site.transports:
+                sp, sprov = mercury_plugin(st.protocol, kb)
+                entry = providers.get(sprov or st.provider or "")
+                if plugins.get(sp, {}).get("libfabric") and entry:
+                    site_allowed |= set(entry["allowed"])
+            extra = sorted(site_fabrics - site_allowed)
+            if extra:
+                problems.append(Problem(
+                    f"libfabric fabric{'s' if len(extra) > 1 else ''} {','.join(extra)} "
+                    f"not needed by any transport of site {plan.site.name!r}", lf_path,
+                    where(lf_path), hint="remove it from spack.require.libfabric in the site "
+                    "profile"))
     elif fabrics:
         problems.append(Problem(
             f"transport {t.name!r} ({t.protocol}) does not use libfabric, but fabrics="
             f"{','.join(sorted(fabrics))} is requested", root, where(root),
             hint="drop the libfabric request"))
     return problems
+
+
+def _fabrics_of(specs: EnvSpecs) -> set[str]:
+    value = specs.variant("libfabric", "fabrics")
+    return set(value) if isinstance(value, tuple) else set()
 
 
 def verify_generated(text: str, plan: DeploymentPlan, file: str = "spack.yaml") -> None:
