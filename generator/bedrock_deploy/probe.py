@@ -195,13 +195,15 @@ def _read_cpulist(path: Path) -> list[int] | None:
         raise ProbeError(f"{path}: {err}") from None
 
 
-def _numa_node_of(device: Path) -> int | None:
-    """``numa_node`` of a device or of the nearest parent device that has one (virtio -> PCI)."""
+def _numa_node_of(device: Path, root: Path) -> int | None:
+    """``numa_node`` of a device or of the nearest parent device that has one (virtio -> PCI),
+    looking no higher than ``root/sys/devices``."""
     try:
         current = device.resolve(strict=True)
+        top = (root / "sys/devices").resolve()
     except OSError:
         return None
-    for _ in range(8):
+    while current != top and current.is_relative_to(top):
         text = _read(current / "numa_node")
         if text is not None:
             try:
@@ -209,8 +211,6 @@ def _numa_node_of(device: Path) -> int | None:
             except ValueError:
                 return None
             return value if value >= 0 else None
-        if current.parent == current:
-            break
         current = current.parent
     return None
 
@@ -233,7 +233,7 @@ def _sysfs_nics(root: Path) -> list[NicInfo]:
         if d.is_dir():
             for entry in sorted(d.iterdir(), key=lambda p: p.name):
                 nics.append(NicInfo(entry.name, kind_of(entry.name),
-                                    _numa_node_of(entry / "device")))
+                                    _numa_node_of(entry / "device", root)))
     net = cls / "net"
     if net.is_dir():
         for entry in sorted(net.iterdir(), key=lambda p: p.name):
@@ -249,7 +249,7 @@ def _sysfs_nics(root: Path) -> list[NicInfo]:
             # infiniband / cxi entry listed above: the fabric NIC is already recorded.
             if (device / "infiniband").exists() or (device / "cxi").exists():
                 continue
-            nics.append(NicInfo(entry.name, NicKind.tcp, _numa_node_of(device)))
+            nics.append(NicInfo(entry.name, NicKind.tcp, _numa_node_of(device, root)))
     return nics
 
 
@@ -336,15 +336,21 @@ def probe_host() -> ProbeResult:
 
 
 def parse_hwloc_bitmap(text: str) -> set[int]:
-    """An hwloc bitmap string (``0x000000ff,0xffffffff``: 32-bit words, most significant
-    first; ``0xf...f`` prefix for an infinite set) -> bit indexes (the infinite part dropped)."""
-    words = [w.strip() for w in text.strip().split(",") if w.strip()]
+    """An hwloc bitmap string -> bit indexes.
+
+    32-bit hex words, most significant first, separated by commas; an empty word is zero
+    (``0x0fffffff,0xffffff00,,0x000fffff`` has 0 in its third word); a ``0xf...f`` word marks
+    an infinite set (dropped).
+    """
     value = 0
-    for w in words:
-        w = w.removeprefix("0x")
+    for word in text.strip().split(","):
+        w = word.strip().removeprefix("0x")
         if w == "f...f":
             continue
-        value = (value << 32) | int(w, 16)
+        try:
+            value = (value << 32) | (int(w, 16) if w else 0)  # an empty word is a zero word
+        except ValueError:
+            raise ProbeError(f"{text!r} is not an hwloc bitmap") from None
     out: set[int] = set()
     i = 0
     while value:
@@ -360,7 +366,14 @@ _NET, _OPENFABRICS = "2", "3"  # hwloc_obj_osdev_type_e in hwloc 2.x XML
 
 def read_hwloc_xml(path: str | Path) -> ProbeResult:
     """Probe the node described by an hwloc 2.x XML file (``lstopo --of xml``)."""
-    p = Path(path)
+    try:
+        return _read_hwloc_xml(Path(path))
+    except ProbeError as err:
+        raise fail(str(err), file=str(path),
+                   hint="give the output of 'lstopo --of xml > FILE' (hwloc 2.x)") from None
+
+
+def _read_hwloc_xml(p: Path) -> ProbeResult:
     try:
         tree = ET.parse(p)
     except FileNotFoundError:
@@ -430,12 +443,9 @@ def read_hwloc_xml(path: str | Path) -> ProbeResult:
         notes.append(f"CPUs {format_cpulist(offline)} are offline (in complete_cpuset only): "
                      "they are left out of the node")
     notes.append("memory_gib is the sum of the NUMA nodes' local_memory")
-    try:
-        node, build_notes = build_node(
-            cores, {k: sorted(v) for k, v in numa.items()}, online=cpuset, allowed=allowed,
-            memory_gib=round(numa_mem / GIB, 1) if numa_mem else None, nics=nics)
-    except ProbeError as err:
-        raise fail(str(err), file=str(p)) from None
+    node, build_notes = build_node(
+        cores, {k: sorted(v) for k, v in numa.items()}, online=cpuset, allowed=allowed,
+        memory_gib=round(numa_mem / GIB, 1) if numa_mem else None, nics=nics)
     infos = {i.get("name"): i.get("value") for i in machine.findall("info")}
     model = next((i.get("value") for o in package_ids for i in o.findall("info")
                   if i.get("name") == "CPUModel"), None)
