@@ -130,9 +130,10 @@ def _shortage_problem(topo: Topology, ppn: int, k: int, shape: RankShape, smt: b
         msg = (f"{ppn} processes per node x {k} cores each = {ppn * k} cores needed "
                f"({shape.describe()} xstreams per process{', ' + unit if unit else ''}), "
                f"the node has {usable} usable ({', '.join(why)})")
-        hint = (f"use at most {max(usable // k, 0)} processes per node, or fewer threads "
-                "(threads.rpc / threads.io), threads.primary: shared, threads.progress: "
-                "shared, placement.smt: use, or opt into packing with "
+        fits = (f"use at most {usable // k} processes per node" if usable >= k else
+                f"one process needs {k} cores and the node has {usable}")
+        hint = (f"{fits}; or lower threads.rpc / threads.io, or set threads.primary: shared, "
+                "threads.progress: shared or placement.smt: use; or opt into packing with "
                 "placement.too_few_cores: share")
     return Problem(msg, path=("processes_per_node",), hint=hint)
 
