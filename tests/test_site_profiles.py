@@ -1,0 +1,249 @@
+"""Shipped site profiles, their JSON Schema, `extends`, `node: probe`, and located errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from bedrock_deploy.cli import main
+from bedrock_deploy.commands.sites import site_schema
+from bedrock_deploy.cpulist import format_cpulist
+from bedrock_deploy.probe import probe_host
+from bedrock_deploy.resources import share_path, site_profiles_dir
+from bedrock_deploy.site_profile import LauncherKind, NicKind, SchedulerKind
+from bedrock_deploy.sites import load_site, shipped_profiles
+from bedrock_deploy.topology import Topology
+
+EXPECTED = {"aurora", "sunspot", "polaris", "frontier", "perlmutter", "bebop", "bebop-knl",
+            "improv", "generic-slurm-ib", "generic-slurm-tcp", "local", "local-slurm"}
+SCHEMA_FILE = share_path("schemas", "site-profile.schema.json")
+
+
+def test_every_expected_profile_is_shipped() -> None:
+    assert set(shipped_profiles()) == EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_profile_validates(name: str) -> None:
+    loaded = load_site(name)
+    site = loaded.profile
+    assert site.name == name
+    assert site.sources, "every shipped profile says where its facts come from"
+    topo = Topology.from_node(site.node)
+    assert topo.usable_cores, "a profile must leave cores to run on"
+    # every NIC's NUMA domain holds CPUs (the planner places xstreams next to NICs)
+    for nic in site.node.nics:
+        if nic.numa_domain is not None:
+            assert nic.numa_domain in topo.numa_domains
+    # clusters run the Spack-built bedrock; this host (local*) runs our embedded engine
+    assert site.engine.value == ("embedded" if name.startswith("local") else "spack")
+    if site.engine.value == "spack":
+        assert site.spack.version == "1.1.0"
+        assert "mochi" in site.spack.repos
+        assert {"~boostsys", "~checksum"} <= set(site.spack.require["mercury"])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_profile_matches_the_json_schema(name: str) -> None:
+    """The merged document (after ``extends``) validates with jsonschema too."""
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    errors = [f"{list(e.absolute_path)}: {e.message}"
+              for e in validator.iter_errors(load_site(name).data)]
+    assert errors == []
+
+
+def test_raw_local_profile_with_node_probe_matches_the_json_schema() -> None:
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    raw = YAML(typ="safe").load((site_profiles_dir() / "local.yaml").read_text())
+    assert raw["node"] == "probe"
+    assert list(validator.iter_errors(raw)) == []
+    raw["node"] = "probed"  # only the literal 'probe' is accepted
+    assert list(validator.iter_errors(raw))
+
+
+def test_json_schema_file_is_in_sync_with_the_model(tmp_path: Path) -> None:
+    assert json.loads(SCHEMA_FILE.read_text()) == site_schema()
+    out = tmp_path / "schema.json"
+    assert main(["sites", "schema", "-o", str(out)]) == 0
+    assert out.read_text() == SCHEMA_FILE.read_text(), \
+        "run: bedrock-deploy sites schema -o share/schemas/site-profile.schema.json"
+    jsonschema.Draft202012Validator.check_schema(site_schema())
+
+
+def test_aurora_topology_facts() -> None:
+    site = load_site("aurora").profile
+    topo = Topology.from_node(site.node)
+    assert len(topo.cores) == 104 and len(topo.usable_cores) == 102
+    assert topo.cores[0].cpus == (0, 104) and topo.cores[52].cpus == (52, 156)
+    assert {c.index for c in topo.cores} - {c.index for c in topo.usable_cores} == {0, 52}
+    assert topo.nic_numa("cxi") == (0, 1)
+    assert [n.name for n in site.node.nics] == [f"cxi{i}" for i in range(8)]
+    assert sum(g.count for g in site.node.gpus) == 6
+    cxi = site.transports[0]
+    assert (cxi.protocol, cxi.launcher_flags, cxi.env) == \
+        ("cxi://", ["--single-node-vni"], {"PALS_LOCAL_LAUNCH": "0"})
+    # the FI_CXI_* tuning stays a comment, as upstream keeps it
+    assert not any(k.startswith("FI_CXI") for t in site.transports for k in t.env)
+    assert "# FI_CXI_RX_MATCH_MODE: hybrid" in (site_profiles_dir() / "aurora.yaml").read_text()
+    libfabric = next(e for e in site.spack.externals if e.spec.startswith("libfabric"))
+    assert (libfabric.spec, libfabric.buildable, libfabric.modules) == \
+        ("libfabric@1.22.0", False, ["libfabric/1.22.0"])
+
+
+def test_frontier_polaris_perlmutter_facts() -> None:
+    frontier = load_site("frontier").profile
+    topo = Topology.from_node(frontier.node)
+    assert len(topo.usable_cores) == 56
+    assert sorted(frontier.node.reserved_cores) == list(range(0, 64, 8))
+    assert topo.nic_numa("cxi") == (0, 1, 2, 3)
+    assert frontier.transports[0].launcher_flags == ["--network=job_vni,single_node_vni"]
+    assert frontier.launcher.type is LauncherKind.srun
+    polaris = load_site("polaris").profile
+    ptopo = Topology.from_node(polaris.node)
+    assert ptopo.cores[8].numa == 1 and ptopo.cores[8].cpus == (8, 40)
+    assert ptopo.nic_numa("cxi") == (0, 2)
+    assert polaris.launcher.type is LauncherKind.mpiexec_pals
+    perl = load_site("perlmutter").profile
+    assert [format_cpulist(d.cpus) for d in perl.node.numa_domains][4] == "64-79,192-207"
+    assert Topology.from_node(perl.node).cores[64].socket == 1
+
+
+def test_bebop_improv_generic_facts() -> None:
+    bebop = load_site("bebop").profile
+    assert bebop.transports[0].protocol == "ofi+psm2://"
+    assert bebop.transports[0].env["PSM2_MULTI_EP"] == "1"
+    assert bebop.node.nics[0].kind is NicKind.psm2
+    knl = load_site("bebop-knl").profile
+    assert Topology.from_node(knl.node).cores[1].cpus == (1, 65, 129, 193)
+    assert knl.scheduler.partition == "knlall" and knl.transports == bebop.transports
+    improv = load_site("improv").profile
+    assert (improv.scheduler.type, improv.launcher.type) == \
+        (SchedulerKind.pbs, LauncherKind.mpirun_openmpi)
+    assert improv.spack.require["libfabric"] == ["fabrics=rxm,verbs"]
+    ib = load_site("generic-slurm-ib").profile
+    tcp = load_site("generic-slurm-tcp").profile
+    assert ib.node.sockets == tcp.node.sockets and ib.node.nics[0].kind is NicKind.verbs
+    assert [t.name for t in ib.transports] == ["verbs", "tcp", "sm"]
+
+
+def test_local_profiles_probe_this_host() -> None:
+    local = load_site("local")
+    assert local.profile.node == probe_host().node
+    assert local.profile.engine.value == "embedded"
+    assert [t.protocol for t in local.profile.transports] == ["na+sm://", "ofi+tcp://"]
+    assert local.profile.transports[1].env == {"FI_TCP_IFACE": "lo"}
+    slurm = load_site("local-slurm").profile
+    assert slurm.node == local.profile.node
+    assert (slurm.scheduler.type, slurm.scheduler.partition) == (SchedulerKind.slurm, "debug")
+    assert (slurm.launcher.type, slurm.launcher.mpi, slurm.launcher.command) == \
+        (LauncherKind.srun, "pmix", None)
+    assert slurm.launcher.flags == []  # --oversubscribe is mpirun's, not srun's
+
+
+def test_sites_show_prints_the_merged_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sites", "show", "sunspot", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["name"] == "sunspot"
+    assert data["node"]["cores_per_socket"] == 52  # from aurora.yaml
+    assert data["node"]["reserved_cores"] == [0, 52]
+    assert data["scheduler"] == {"type": "pbs", "partition": "workq", "time": "00:30:00",
+                                 "directives": ["-l filesystems=flare"]}
+    assert data["launcher"]["type"] == "mpiexec-pals"  # from base/slingshot-pals.yaml
+    assert data["launcher"]["flags"] == ["-envall"]
+    assert [e["spec"] for e in data["spack"]["externals"]] == \
+        ["libfabric@1.20.1.0", "mpich@20240717"]
+    assert main(["sites", "show", "sunspot"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    root = site_profiles_dir().resolve()
+    assert first == (f"# sunspot: merged from {root / 'sunspot.yaml'} <- {root / 'aurora.yaml'}"
+                     f" <- {root / 'base' / 'slingshot-pals.yaml'}")
+
+
+def test_sites_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sites", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == EXPECTED
+    assert rows["frontier"]["transport"] == "cxi://"
+    assert rows["local"]["launcher"] == "mpirun-openmpi"
+
+
+# ---------------------------------------------------------------- bad profiles
+
+
+def _validate(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    assert main(["sites", "validate", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return captured.err.splitlines()
+
+
+def test_typo_gets_did_you_mean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("name: typo\nextends: generic-slurm-tcp\nnode:\n  socket: 2\n")
+    assert _validate(bad, capsys) == [
+        f"{bad}:4:3: error: node.socket: unknown key 'socket'",
+        "    hint: did you mean 'sockets'?",
+    ]
+
+
+def test_wrong_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "wrongtype.yaml"
+    bad.write_text("name: wrongtype\nextends: generic-slurm-tcp\nnode:\n"
+                   "  cores_per_socket: many\n")
+    assert _validate(bad, capsys) == [
+        f"{bad}:4:3: error: node.cores_per_socket: Input should be a valid integer, unable to "
+        "parse string as an integer (got 'many')",
+        "    hint: write a whole number; expected: physical cores per socket",
+    ]
+
+
+def test_inheritance_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nextends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("name: b\n# b goes back to a\nextends: a.yaml\n")
+    assert _validate(tmp_path / "a.yaml", capsys) == [
+        f"{tmp_path / 'b.yaml'}:3:1: error: extends: inheritance cycle: a.yaml -> b.yaml -> "
+        "a.yaml",
+        "    hint: remove 'extends' from one profile in the cycle",
+    ]
+
+
+def test_numa_domain_with_a_cpu_that_does_not_exist(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "numa.yaml"
+    bad.write_text("name: numa\nextends: generic-slurm-tcp\nnode:\n  numa_domains:\n"
+                   "    - {id: 0, socket: 0, cpus: \"0-15,32-47\"}\n"
+                   "    - {id: 1, socket: 1, cpus: \"16-31,48-64\"}\n")
+    assert _validate(bad, capsys) == [
+        f"{bad}:6:26: error: node.numa_domains[1].cpus: CPU 64 does not exist on this node",
+        "    hint: the node has CPUs 0-63 (2 sockets x 16 cores x 2 threads); fix the list or "
+        "the core counts",
+    ]
+
+
+def test_error_in_a_parent_points_into_the_parent(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "parent.yaml").write_text(
+        (site_profiles_dir() / "generic-slurm-tcp.yaml").read_text()
+        .replace("  time: \"00:30:00\"", "  time: half an hour"))
+    child = tmp_path / "child.yaml"
+    child.write_text("name: child\nextends: parent.yaml\n")
+    lines = _validate(child, capsys)
+    parent_text = (tmp_path / "parent.yaml").read_text().splitlines()
+    line_no = next(i for i, t in enumerate(parent_text, 1) if "half an hour" in t)
+    assert lines[0].startswith(f"{tmp_path / 'parent.yaml'}:{line_no}:3: error: "
+                               "scheduler.time: String should match pattern")
+    assert lines[1] == "    hint: follow the required pattern; expected: wall time as " \
+                       "[D-]HH:MM[:SS]"
+
+
+def test_unknown_parent_lists_shipped_profiles(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "orphan.yaml"
+    bad.write_text("name: orphan\nextends: auroraa\n")
+    lines = _validate(bad, capsys)
+    assert lines[0] == f"{bad}:2:1: error: extends: no site profile 'auroraa'"
+    assert lines[1].startswith("    hint: give a file path, or one of: aurora, bebop-knl,")
