@@ -29,7 +29,7 @@ Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -369,7 +369,12 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         if path[:1] == ("components",):
             return where(("providers", *path[1:]))
         return where(("margo",))
-    service = validate_model(ServiceDescription, svc, where_c)
+    try:
+        service = validate_model(ServiceDescription, svc, where_c)
+    except InputError as err:  # name the JSON's keys, not the service model's
+        raise InputError([
+            replace(p, path=("providers", *p.path[1:])) if p.path[:1] == ("components",)
+            else p for p in err.problems]) from None
     problems = check_service(service)
     if problems:
         raise InputError([Problem(p.message, path=("providers", *p.path[1:]),
