@@ -128,7 +128,11 @@ def _parse_csv(rows: list[tuple[int, str]], file: str, not_found: str | None,
                unknown: list[UnknownLine]) -> HgInfoReport:
     protocols = []
     for number, line in rows:
-        fields = next(csv.reader(io.StringIO(line)))
+        try:
+            fields = next(csv.reader(io.StringIO(line, newline="")))
+        except csv.Error as err:
+            raise parse_error(f"unreadable CSV row: {err}", file=file, line=number,
+                              hint=SAVE_HINT) from None
         if len(fields) != 3 or not (fields[0].strip() and fields[1].strip()):
             raise parse_error(f"expected 3 CSV fields (class,protocol,device), found "
                               f"{len(fields)}: {line.strip()!r}", file=file, line=number,

@@ -147,7 +147,7 @@ def parse_margo_info(text: str, file: str) -> MargoInfoReport:
     if pending is not None:
         raise missing_row(pending)
     if not rows:
-        last = max(1, len(text.splitlines()))
+        last = max(1, sum(1 for _ in numbered_lines(text)))
         raise parse_error(
             "no transport rows found: this is not margo-info output, or it stops before the "
             "table (margo-info prints it only after probing every address)",

@@ -36,8 +36,15 @@ class UnknownLine:
 
 
 def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
-    """``(line number, line without colour codes and trailing whitespace)``, 1-based."""
-    for number, raw in enumerate(text.splitlines(), start=1):
+    """``(line number, line without colour codes and trailing whitespace)``, 1-based.
+
+    Lines end at "\n" only (as editors and :func:`line_of_offset` count them; a "\r" before it
+    is trailing whitespace), not at the other breaks ``str.splitlines`` knows.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, raw in enumerate(lines, start=1):
         yield number, strip_ansi(raw).rstrip()
 
 

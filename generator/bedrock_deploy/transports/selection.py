@@ -178,7 +178,8 @@ def _assess(spec: ProtocolSpec, reports: HostReports) -> _Assessment:
                          "mochi-margo#235)")
             return _Assessment(Usable.yes, text, (fi.file,))
         if not fi.entries:
-            text = f"fi_info found no provider at all (fi_getinfo: -{fi.getinfo_error})"
+            text = (f"fi_info found no provider at all (fi_getinfo: -{fi.getinfo_error} in "
+                    f"{fi.file}; if it ran with -p/-t filters, run plain fi_info)")
         else:
             text = (f"fi_info lists no {provider} provider ({fi.file} lists "
                     f"{_listing(fi.providers)})")
@@ -317,15 +318,15 @@ def select_transport(site: SiteProfile, *, nodes: int, reports: HostReports | No
             why = a.reason
             if prefer is not None:
                 why = f"chosen by request (--transport {prefer}); {why}"
-            elif len(specs) > 1:
-                why += f"; ranked first ({_rank_text(i, rank(i))})"
+            else:
+                why += f"; chosen: {_why_ahead(eligible, rank, names)}"
             reason = why
         elif i in rejected:
             reason = rejected[i]
         elif prefer is not None:
-            reason = f"usable, but {names[best]} was requested; {a.reason}"
+            reason = f"{_usable_word(a)}, but {names[best]} was requested; {a.reason}"
         else:
-            reason = f"usable, but {_why_behind(i, best, rank, names)}; {a.reason}"
+            reason = f"{_usable_word(a)}, but {_why_behind(i, best, rank, names)}; {a.reason}"
         verdicts.append(Verdict(candidate=t.name, protocol=spec.normalized, family=spec.family,
                                 reported_usable=a.usable, chosen=i == best, reason=reason,
                                 evidence=a.evidence, runtime_address=a.runtime_address))
@@ -341,12 +342,22 @@ def select_transport(site: SiteProfile, *, nodes: int, reports: HostReports | No
                               notes=tuple(notes))
 
 
-def _rank_text(i: int, key: tuple[int, int, int, int]) -> str:
-    scope, unconfirmed, tier, _ = key
-    parts = ["inter-node" if not scope else "intra-node (one-node service)",
-             "confirmed" if not unconfirmed else "unconfirmed",
-             f"speed tier {tier} ({TIER_ORDER_TEXT})", f"site position {i + 1}"]
-    return ", ".join(parts)
+def _usable_word(a: _Assessment) -> str:
+    return "usable" if a.usable == Usable.yes else "not ruled out"
+
+
+def _why_ahead(eligible: list[int], rank: Any, names: list[str]) -> str:
+    if len(eligible) == 1:
+        return "the only usable candidate"
+    best, runner = rank(eligible[0]), rank(eligible[1])
+    other = names[eligible[1]]
+    if best[0] != runner[0]:
+        return f"it reaches other nodes and {other} does not"
+    if best[1] != runner[1]:
+        return f"confirmed by the host reports, {other} is not"
+    if best[2] != runner[2]:
+        return f"the fastest usable fabric ({TIER_ORDER_TEXT})"
+    return f"as fast as {other} and listed before it in the site profile"
 
 
 def _why_behind(i: int, best: int, rank: Any, names: list[str]) -> str:
