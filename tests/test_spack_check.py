@@ -259,3 +259,44 @@ def test_api_script_is_valid_python() -> None:
     proc = subprocess.run([sys.executable, str(script), "/nonexistent"], capture_output=True,
                           text=True, env=env, check=False)
     assert proc.returncode != 0 and "No module named 'spack'" in proc.stderr
+
+
+def _write_manifest(d: Path, pins: bool, site_file: str) -> None:
+    plan = make_plan(pins=pins)
+    t = plan.transport
+    (d / "manifest.json").write_text(json.dumps({
+        "transport": {"name": t.name, "protocol": t.protocol, "provider": t.provider,
+                      "fabrics": list(t.fabrics), "env": t.env,
+                      "launcher_flags": list(t.launcher_flags), "mercury": t.mercury,
+                      "reason": t.reason},
+        "layout": {"pins_threads": pins, "use_smt": False},
+        "inputs": [{"role": "site", "file": site_file}]}))
+
+
+def test_check_uses_the_manifest_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _no_spack(monkeypatch)
+    d = _deployment(tmp_path)
+    site_file = load_site("generic-slurm-tcp").files[0]
+    _write_manifest(d, pins=True, site_file=site_file)
+    assert main(["spack", "check", str(d)]) == 0
+    assert "matches manifest.json's transport and layout" in capsys.readouterr().out
+    text = (d / "spack.yaml").read_text().replace("argobots+affinity", "argobots")
+    (d / "spack.yaml").write_text(text)
+    assert main(["spack", "check", str(d)]) == 2
+    assert "argobots is not built +affinity" in capsys.readouterr().err
+    _write_manifest(d, pins=False, site_file="/gone/site.yaml")  # site no longer readable
+    assert main(["spack", "check", str(d)]) == 0
+
+
+def test_generated_deployment_passes_spack_check(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end with the real planner: generate, then check what it wrote."""
+    generate = pytest.importorskip("bedrock_deploy.generate")
+    _no_spack(monkeypatch)
+    from bedrock_deploy.resources import share_path
+    out = tmp_path / "kv"
+    generate.generate("generic-slurm-tcp", share_path("examples", "kv-service.yaml"), out)
+    assert main(["spack", "check", str(out)]) == 0
+    text = (out / "spack.yaml").read_text()
+    assert "- mochi-yokan\n" in text and "- libfabric fabrics=tcp,rxm\n" in text

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ruamel.yaml import YAML
 
@@ -32,7 +32,8 @@ from bedrock_deploy.resources import share_path
 from bedrock_deploy.yaml_source import YamlDocument, locate, parse_yaml
 
 if TYPE_CHECKING:
-    from bedrock_deploy.plan import DeploymentPlan
+    from bedrock_deploy.plan import DeploymentPlan, NodeLayout, TransportChoice
+    from bedrock_deploy.site_profile import SiteProfile
 
 Locator = Callable[[KeyPath], SourceLocation]
 
@@ -509,8 +510,8 @@ def mercury_plugin(protocol: str, kb: SpackKnowledge) -> tuple[str, str | None]:
     """``"ofi+tcp://"`` -> ("ofi", "tcp"); ``"cxi://"`` -> ("ofi", "cxi"); ``"na+sm://"`` ->
     ("sm", None); ``"ucx+all://"`` -> ("ucx", "all")."""
     head = protocol.split("://", 1)[0]
-    plugin, _, provider = head.partition("+")
-    provider = provider.split(";", 1)[0] or None
+    plugin, _, rest = head.partition("+")
+    provider = rest.split(";", 1)[0] or None
     if not provider:
         if plugin in kb.section("ofi_shorthands"):
             return "ofi", plugin
@@ -520,7 +521,18 @@ def mercury_plugin(protocol: str, kb: SpackKnowledge) -> tuple[str, str | None]:
     return plugin, provider
 
 
-def check_against_plan(doc: YamlDocument, plan: DeploymentPlan,
+class PlanLike(Protocol):
+    """What the plan-aware check reads: a DeploymentPlan, or the same rebuilt from a manifest."""
+
+    @property
+    def transport(self) -> TransportChoice: ...
+    @property
+    def layout(self) -> NodeLayout: ...
+    @property
+    def site(self) -> SiteProfile | None: ...
+
+
+def check_against_plan(doc: YamlDocument, plan: PlanLike,
                        kb: SpackKnowledge | None = None) -> list[Problem]:
     """What the plan requires of the environment: transport plugin and fabrics, affinity, MPI."""
     kb = kb or knowledge()
@@ -585,8 +597,9 @@ def check_against_plan(doc: YamlDocument, plan: DeploymentPlan,
                     hint=f"{prov} uses only {','.join(table['allowed'])}; fix the transport's "
                     "'fabrics' in the site profile"))
             # A site may build libfabric for all its transports (fallbacks included), not more.
-            site_allowed = set()
-            for st in plan.site.transports:
+            site_allowed = set(table["allowed"])
+            site_transports = plan.site.transports if plan.site is not None else []
+            for st in site_transports:
                 sp, sprov = mercury_plugin(st.protocol, kb)
                 entry = providers.get(sprov or st.provider or "")
                 if plugins.get(sp, {}).get("libfabric") and entry:
@@ -595,7 +608,7 @@ def check_against_plan(doc: YamlDocument, plan: DeploymentPlan,
             if extra:
                 problems.append(Problem(
                     f"libfabric fabric{'s' if len(extra) > 1 else ''} {','.join(extra)} "
-                    f"not needed by any transport of site {plan.site.name!r}", lf_path,
+                    f"not needed by any transport of the site", lf_path,
                     where(lf_path), hint="remove it from spack.require.libfabric in the site "
                     "profile"))
     elif fabrics:

@@ -43,8 +43,12 @@ MOCHI_REPO = "mochi"
 BUILTIN_REPO = "builtin"
 OUR_REPO = "bedrock_deploy"
 OUR_PACKAGE = "py-bedrock-deploy"
-NEXT_STEPS = ("spack env activate {dir} && spack concretize && spack install",
-              "bedrock-deploy spack check {dir} --concretize   (checks with Spack itself)")
+
+
+def next_steps(env_dir: str | Path = "DIR") -> list[str]:
+    """What an admin runs after ``generate`` (printed by ``spack check``; for the README too)."""
+    return [f"spack env activate {env_dir} && spack concretize && spack install",
+            f"bedrock-deploy spack check {env_dir} --concretize   (checks with Spack itself)"]
 
 
 @dataclass
@@ -386,7 +390,7 @@ def _header(plan: DeploymentPlan, env: SpackEnvironment) -> str:
     lines.append("Why:")
     lines += [f"  {r}" for r in env.reasons]
     lines.append("Next (DIR = this directory):")
-    lines += [f"  {s.format(dir='DIR')}" for s in NEXT_STEPS]
+    lines += [f"  {s}" for s in next_steps()]
     return "\n".join(lines)
 
 

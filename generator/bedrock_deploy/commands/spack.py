@@ -16,13 +16,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from rich.console import Console
 
 from bedrock_deploy.diagnostics import InputError, Problem, fail
+from bedrock_deploy.plan import NodeLayout, TransportChoice
 from bedrock_deploy.resources import share_path
-from bedrock_deploy.spack_check import check_manifest
+from bedrock_deploy.sites import load_site
+from bedrock_deploy.spack_check import check_against_plan, check_manifest
+from bedrock_deploy.spack_env import next_steps
 from bedrock_deploy.yaml_source import load_yaml
 
 RESULT_MARK = "BEDROCK_DEPLOY_RESULT "
@@ -66,9 +70,33 @@ def _manifest_path(arg: str) -> Path:
     return manifest
 
 
-def next_steps(env_dir: Path) -> list[str]:
-    return [f"spack env activate {env_dir} && spack concretize && spack install",
-            f"spack env activate {env_dir} && spack find -v   # after the install"]
+def plan_from_manifest(env_dir: Path) -> Any | None:
+    """The parts of the plan the Spack checks need, from ``DIR/manifest.json`` if it is there:
+    the transport, whether the layout pins threads, and the site profile (if still readable)."""
+    path = env_dir / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        t = data["transport"]
+        transport = TransportChoice(
+            name=t["name"], protocol=t["protocol"], provider=t.get("provider"),
+            fabrics=tuple(t.get("fabrics", ())), env=dict(t.get("env", {})),
+            launcher_flags=tuple(t.get("launcher_flags", ())), mercury=dict(t.get("mercury", {})),
+            reason=t.get("reason", ""))
+        layout = NodeLayout(ranks=(), pins_threads=bool(data["layout"]["pins_threads"]),
+                            use_smt=bool(data["layout"].get("use_smt", False)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    site = None
+    for entry in data.get("inputs", []):
+        if entry.get("role") == "site":
+            try:
+                site = load_site(entry["file"]).profile
+            except (InputError, OSError, KeyError):
+                site = None
+            break
+    return SimpleNamespace(transport=transport, layout=layout, site=site)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -76,10 +104,14 @@ def _check(args: argparse.Namespace) -> int:
     env_dir = manifest.parent
     doc = load_yaml(manifest)
     problems = check_manifest(doc)
+    plan = plan_from_manifest(env_dir)
+    if plan is not None:
+        problems += check_against_plan(doc, plan)
     if problems:
         raise InputError(problems)
     specs = doc.data["spack"].get("specs", [])
     result: dict[str, Any] = {"manifest": str(manifest), "structural": "passed",
+                              "checked_against_plan": plan is not None,
                               "specs": specs, "spack": None, "next": next_steps(env_dir)}
     out = Console(highlight=False, soft_wrap=True)
     spack = find_spack(args.spack)
@@ -89,7 +121,9 @@ def _check(args: argparse.Namespace) -> int:
             json.dump(result, sys.stdout, indent=2)
             print()
             return 0
-        out.print(f"{manifest}: structural check passed ({len(specs)} specs)", markup=False)
+        out.print(f"{manifest}: structural check passed ({len(specs)} specs"
+                  + (", matches manifest.json's transport and layout" if plan else "") + ")",
+                  markup=False)
         out.print("Spack not found (set SPACK_ROOT, pass --spack, or put spack on PATH): only "
                   "the structural check ran" + ("; --concretize needs Spack" if args.concretize
                                                 else ""), markup=False)
