@@ -4,9 +4,11 @@
 #   local-slurm.sh start  [--lease PID]   install Slurm (apt, only if missing), write slurm.conf,
 #                                         start both daemons unless ours are already up, wait
 #                                         until the node is idle. With --lease, PID (a pytest
-#                                         session) is recorded as a user of this instance.
+#                                         session) is recorded as a user of this instance;
+#                                         without, a "manual" lease is held until a plain stop.
 #   local-slurm.sh stop   [--lease PID]   with --lease: drop that lease, and stop the daemons only
-#                                         when no live lease is left. Without: stop now.
+#                                         when no live lease is left (dead PIDs do not count).
+#                                         Without: drop every lease and stop now.
 #                                         Only the PIDs this script recorded are killed, and only
 #                                         if they still run slurmctld/slurmd (PIDs wrap quickly).
 #   local-slurm.sh status                 recorded PIDs, liveness, leases, sinfo.
@@ -160,7 +162,7 @@ live_leases() {
   for f in "$LEASES"/*; do
     [ -e "$f" ] || continue
     pid=${f##*/}
-    if [ -d "/proc/$pid" ]; then n=$((n + 1)); else rm -f "$f"; fi
+    if [ "$pid" = manual ] || [ -d "/proc/$pid" ]; then n=$((n + 1)); else rm -f "$f"; fi
   done
   echo "$n"
 }
@@ -250,7 +252,8 @@ main() {
   case "$action" in
     start)
       start
-      [ -z "$lease" ] || : > "$LEASES/$lease"
+      # A start by hand holds a lease until a stop by hand.
+      : > "$LEASES/${lease:-manual}"
       ;;
     stop)
       if [ -n "$lease" ]; then
@@ -258,6 +261,7 @@ main() {
         local left; left=$(live_leases)
         if [ "$left" -gt 0 ]; then log "still used by $left other session(s): left running"; return 0; fi
       fi
+      rm -f "$LEASES"/*
       stop_daemons
       ;;
     status) status ;;

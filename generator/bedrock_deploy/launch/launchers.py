@@ -63,6 +63,20 @@ def usable_cpu_count(plan: DeploymentPlan) -> int:
     return sum(len(topo.usable_cpus(core)) for core in topo.usable_cores)
 
 
+def smt_threads(plan: DeploymentPlan) -> int | None:
+    """Hardware threads per core to ask Slurm for, when a rank is bound to a core's second
+    thread: sites such as Frontier give jobs one thread per core unless told
+    (``--threads-per-core``), and a mask outside the allocation fails."""
+    from bedrock_deploy.topology import Topology
+
+    if not is_pinned(plan) or plan.site.node.threads_per_core < 2:
+        return None
+    topo = Topology.from_node(plan.site.node)
+    primaries = {core.cpus[0] for core in topo.cores}
+    used = {c for cpus in rank_cpus(plan) for c in cpus}
+    return plan.site.node.threads_per_core if used - primaries else None
+
+
 def cpus_per_task(plan: DeploymentPlan) -> int:
     """What each rank asks the scheduler for: its share of the node's usable CPUs."""
     widest = max(len(c) for c in rank_cpus(plan)) if is_pinned(plan) else 1
@@ -134,6 +148,10 @@ class Srun(Launcher):
                 f"--ntasks={plan.total_processes}",
                 f"--ntasks-per-node={plan.processes_per_node}",
                 f"--cpus-per-task={cpus_per_task(plan)}", "--whole", "--kill-on-bad-exit=1"]
+        threads = smt_threads(plan)
+        if threads:
+            argv.append(f"--threads-per-core={threads}")
+            notes.append("--threads-per-core: the layout uses the cores' sibling threads")
         if is_pinned(plan):
             masks = ",".join(hex_mask(c) for c in rank_cpus(plan))
             argv.append(f"--cpu-bind=verbose,mask_cpu:{masks}")

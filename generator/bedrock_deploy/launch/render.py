@@ -112,10 +112,10 @@ def script_context(plan: DeploymentPlan) -> dict[str, Any]:
     scheduler = scheduler_for(plan)
     launch = launcher_for(plan).command()
     daemon, query, shutdown = ENGINE_TOOLS[site.engine]
-    env: list[tuple[str, str]] = []
-    env += _env_items(plan, site.env, ("env",))
-    env += _env_items(plan, plan.transport.env, ("transports", plan.transport.name, "env"))
-    env += _env_items(plan, launch.env, ("launcher", "env"))
+    env: dict[str, str] = {}  # later sources win: site, then transport, then launcher
+    env.update(_env_items(plan, site.env, ("env",)))
+    env.update(_env_items(plan, plan.transport.env, ("transports", plan.transport.name, "env")))
+    env.update(_env_items(plan, launch.env, ("launcher", "env")))
     return {
         "version": __version__,
         "service": plan.service.name,
@@ -138,7 +138,7 @@ def script_context(plan: DeploymentPlan) -> dict[str, Any]:
         "query": query,
         "shutdown": shutdown,
         "modules": site.spack.modules,
-        "env": env,
+        "env": list(env.items()),
         "root_env": list(launch.as_root_env.items()),
         "hooks": site.hooks,
         "launch_argv": launch.argv,

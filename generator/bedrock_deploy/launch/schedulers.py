@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from bedrock_deploy.diagnostics import KeyPath, fail
-from bedrock_deploy.launch.launchers import cpus_per_task
+from bedrock_deploy.launch.launchers import cpus_per_task, smt_threads
 from bedrock_deploy.plan import DeploymentPlan
 from bedrock_deploy.site_profile import SchedulerKind
 
@@ -51,6 +51,17 @@ def directive_text(plan: DeploymentPlan, value: str, path: KeyPath) -> str:
 
 def quoted(plan: DeploymentPlan, value: str, path: KeyPath) -> str:
     return shlex.quote(directive_text(plan, value, path))
+
+
+def _directive_key(directive: str) -> str:
+    """What a directive sets: '--time=1:00' -> '--time', '-q debug' -> '-q',
+    '-l place=scatter' -> '-l place' (PBS resources are told apart by name)."""
+    words = directive.split("=", 1)[0].split()
+    if not words:
+        return ""
+    if words[0] == "-l" and len(words) > 1:
+        return f"-l {words[1]}"
+    return words[0]
 
 
 def job_name(plan: DeploymentPlan) -> str:
@@ -89,6 +100,12 @@ class Scheduler(ABC):
     def extra_directives(self) -> list[str]:
         return [directive_text(self.plan, d, ("scheduler", "directives", i))
                 for i, d in enumerate(self.site.scheduler.directives)]
+
+    def with_extras(self, defaults: list[str]) -> list[str]:
+        """Our directives, minus those the site's own directives replace, then the site's."""
+        extras = self.extra_directives()
+        keys = {_directive_key(d) for d in extras}
+        return [d for d in defaults if _directive_key(d) not in keys] + extras
 
     # -- submitting and following a job (bedrock-deploy submit); no plan needed ------------
     @classmethod
@@ -154,6 +171,7 @@ class Slurm(Scheduler):
                  f"--ntasks-per-node={plan.processes_per_node}",
                  f"--cpus-per-task={cpus_per_task(plan)}",
                  "--exclusive",
+                 *([f"--threads-per-core={t}"] if (t := smt_threads(plan)) else []),
                  f"--time={limit}",
                  f"--signal=B:TERM@{warn}",
                  "--output=run/logs/%x-%j.out"]
@@ -161,7 +179,7 @@ class Slurm(Scheduler):
             lines.append("--partition=" + quoted(plan, sched.partition, ("scheduler", "partition")))
         if sched.account:
             lines.append("--account=" + quoted(plan, sched.account, ("scheduler", "account")))
-        return lines + self.extra_directives()
+        return self.with_extras(lines)
 
     @classmethod
     def submit_argv(cls, directory: Path, log_dir: Path, name: str,
@@ -204,7 +222,7 @@ class Pbs(Scheduler):
             lines.append("-q " + quoted(plan, sched.partition, ("scheduler", "partition")))
         if sched.account:
             lines.append("-A " + quoted(plan, sched.account, ("scheduler", "account")))
-        return lines + self.extra_directives()
+        return self.with_extras(lines)
 
     @classmethod
     def submit_argv(cls, directory: Path, log_dir: Path, name: str,
@@ -257,7 +275,7 @@ class Flux(Scheduler):
         if sched.account:
             lines.append("--setattr=system.bank="
                          + quoted(plan, sched.account, ("scheduler", "account")))
-        return lines + self.extra_directives()
+        return self.with_extras(lines)
 
     @classmethod
     def submit_argv(cls, directory: Path, log_dir: Path, name: str,

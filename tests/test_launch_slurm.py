@@ -1,0 +1,62 @@
+"""The local Slurm fixture itself: a real sbatch reaches COMPLETED; the fixture is idempotent."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bedrock_deploy.launch.schedulers import JobStatus, Slurm
+
+LOCAL_SLURM = Path(__file__).parent / "slurm" / "local-slurm.sh"
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("local_slurm")]
+
+
+def wait_for_job(job_id: str, timeout: float = 120) -> JobStatus:
+    end = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < end:
+        done = subprocess.run(Slurm.status_argv(job_id), capture_output=True, text=True)
+        status = Slurm.parse_status(done.stdout)
+        if status and status.finished:
+            return status
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} not finished after {timeout}s (last: {status})")
+
+
+def test_trivial_sbatch_completes(tmp_path: Path, local_slurm: str) -> None:
+    out = tmp_path / "out.txt"
+    done = subprocess.run(
+        ["sbatch", "--parsable", f"--partition={local_slurm}", f"--output={out}",
+         "--ntasks=1", "--wrap", "srun hostname"],
+        capture_output=True, text=True, check=True)
+    status = wait_for_job(Slurm.parse_job_id(done.stdout))
+    assert status.state == "COMPLETED" and status.exit_code == "0:0"
+    assert out.read_text().strip() == subprocess.run(
+        ["hostname"], capture_output=True, text=True).stdout.strip()
+
+
+def test_start_is_idempotent_and_status_reports_alive() -> None:
+    def pids() -> str:
+        return subprocess.run(["bash", str(LOCAL_SLURM), "status"], capture_output=True,
+                              text=True, check=True).stdout
+
+    before = pids()
+    assert "slurmctld" in before and "alive" in before
+    subprocess.run(["bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True,
+                   check=True)
+    after = pids()
+    # Same daemons (same PIDs) after a second start.
+    assert [line for line in before.splitlines() if line.startswith("slurm")] == \
+        [line for line in after.splitlines() if line.startswith("slurm")]
+
+
+def test_impossible_request_fails_at_once(local_slurm: str) -> None:
+    # EnforcePartLimits=ALL: rejected at submit time instead of pending forever.
+    done = subprocess.run(["sbatch", f"--partition={local_slurm}", "--ntasks=999",
+                           "--wrap", "true"], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "processors" in done.stderr.lower() or "node" in done.stderr.lower()
