@@ -353,3 +353,65 @@ def test_probe_subprocess_has_no_traceback_on_bad_input(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{tmp_path / 'nope.xml'}: error: (top level): file not found" in proc.stderr
+
+
+# ---------------------------------------------------------------- --fi-info / --margo-info
+
+TRANSPORTS = Path(__file__).parent / "data" / "transports"
+
+
+def _protocols(profile: Path) -> list[str]:
+    return [t.protocol for t in load_site(profile).profile.transports]
+
+
+def test_probe_keeps_transports_the_reports_accept(tmp_path: Path) -> None:
+    out = tmp_path / "slingshot.yaml"
+    assert main(["probe", "--hwloc-xml", str(HWLOC / "polaris-like-nics.xml"),
+                 "--fi-info", str(TRANSPORTS / "slingshot-node.fi_info.txt"),
+                 "--margo-info", str(TRANSPORTS / "slingshot-node.margo-info.txt"),
+                 "-o", str(out)]) == 0
+    assert _protocols(out) == ["cxi://", "ofi+tcp://", "na+sm://"]
+    site = load_site(out).profile
+    assert site.sources[1:] == [f"fi_info output: {TRANSPORTS / 'slingshot-node.fi_info.txt'}",
+                                "margo-info output: "
+                                f"{TRANSPORTS / 'slingshot-node.margo-info.txt'}"]
+    assert "# note: fi_info (" in out.read_text()
+
+
+def test_probe_drops_what_margo_info_cannot_initialise(tmp_path: Path) -> None:
+    out = tmp_path / "novni.yaml"
+    assert main(["probe", "--hwloc-xml", str(HWLOC / "polaris-like-nics.xml"),
+                 "--margo-info", str(TRANSPORTS / "slingshot-node-no-vni.margo-info.txt"),
+                 "-o", str(out)]) == 0
+    assert _protocols(out) == ["ofi+tcp://", "na+sm://"]
+    assert "# note: transport cxi dropped: margo-info could not initialise cxi://" \
+        in out.read_text()
+
+
+def test_probe_drops_providers_fi_info_does_not_list(tmp_path: Path) -> None:
+    # this VM's fi_info has tcp/shm/sockets but no cxi: a CXI NIC alone does not make cxi://
+    out = tmp_path / "nocxi.yaml"
+    assert main(["probe", "--hwloc-xml", str(HWLOC / "polaris-like-nics.xml"),
+                 "--fi-info", str(TRANSPORTS / "debian12-vm.fi_info.txt"),
+                 "-o", str(out)]) == 0
+    assert _protocols(out) == ["ofi+tcp://", "na+sm://"]
+    assert "transport cxi dropped: fi_info does not list provider cxi" in out.read_text()
+
+
+def test_probe_fi_info_l_drops_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "l.yaml"
+    assert main(["probe", "--hwloc-xml", str(HWLOC / "polaris-like-nics.xml"),
+                 "--fi-info", str(TRANSPORTS / "debian12-vm.fi_info-l.txt"),
+                 "-o", str(out)]) == 0
+    assert _protocols(out) == ["cxi://", "ofi+tcp://", "na+sm://"]
+    assert "not what works: no transport dropped for it" in out.read_text()
+
+
+def test_probe_unreadable_report_is_bad_input(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.txt"
+    out = tmp_path / "never.yaml"
+    assert main(["probe", "--fi-info", str(missing), "-o", str(out)]) == 2
+    assert f"{missing}: error: (top level): cannot read the fi_info file" \
+        in capsys.readouterr().err
+    assert not out.exists()

@@ -503,49 +503,51 @@ _KIND_ORDER = [NicKind.cxi, NicKind.verbs, NicKind.opx, NicKind.psm2, NicKind.ef
 
 @dataclass
 class ReportedTransports:
-    """What ``--fi-info`` / ``--margo-info`` files say, when given."""
+    """What ``--fi-info`` / ``--margo-info`` files say, when given (parsed by
+    :class:`bedrock_deploy.transports.HostReports`, the parsers transport selection uses)."""
 
-    fi_providers: set[str] | None = None  # core providers fi_info lists (tcp, cxi, ...)
+    fi_providers: set[str] | None = None  # libfabric core providers fi_info lists (tcp, cxi)
     margo_usable: set[str] | None = None  # margo-info addresses that initialised (YES)
     notes: list[str] = field(default_factory=list)
 
+    def rejects(self, protocol: str) -> str | None:
+        """Why the reports rule ``protocol`` out on the probed host, or None."""
+        from bedrock_deploy.transports import parse_protocol
+
+        spec = parse_protocol(protocol)
+        provider = spec.ofi_provider
+        if self.fi_providers is not None and provider is not None \
+                and provider not in self.fi_providers:
+            return f"fi_info does not list provider {provider}"
+        if self.margo_usable is not None \
+                and not set(spec.margo_info_addresses()) & self.margo_usable:
+            return f"margo-info could not initialise {spec.address}"
+        return None
+
 
 def read_reports(fi_info: str | Path | None, margo_info: str | Path | None) -> ReportedTransports:
-    """Parse the given fi_info / margo-info outputs with :mod:`bedrock_deploy.transports`."""
+    """Parse the given fi_info / margo-info outputs (bad files are located InputErrors)."""
     out = ReportedTransports()
-    for path, what in ((fi_info, "fi_info"), (margo_info, "margo-info")):
-        if path is None:
-            continue
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            raise fail("file not found", file=str(p),
-                       hint=f"give a file holding the output of {what}") from None
-        except OSError as err:
-            raise fail(f"cannot read file: {err}", file=str(p)) from None
-        try:
-            from bedrock_deploy.transports import fi_info as fi
-            from bedrock_deploy.transports import margo_info as mi
-        except ImportError:  # pragma: no cover - the parsers ship with the package
-            out.notes.append(f"{what} output {p} recorded, not parsed (no parser available)")
-            continue
-        if what == "fi_info":
-            if fi.is_provider_list(text):
-                names = fi.parse_fi_info_list(text, str(p)).names
-                out.notes.append(f"fi_info -l ({p}) lists providers {', '.join(names)}; "
-                                 "that is what libfabric was built with, not what works")
-            else:
-                report = fi.parse_fi_info(text, str(p))
-                out.fi_providers = {e.core_provider for e in report.entries}
-                out.notes.append(f"fi_info ({p}) reports providers "
-                                 + ", ".join(sorted(out.fi_providers)))
-        else:
-            parse = mi.parse_margo_info_json if mi.looks_like_json(text) else mi.parse_margo_info
-            mreport = parse(text, str(p))
-            out.margo_usable = {r.addr for r in mreport.rows if r.usable}
-            out.notes.append(f"margo-info ({p}) can initialise "
-                             + (", ".join(sorted(out.margo_usable)) or "nothing"))
+    if fi_info is None and margo_info is None:
+        return out
+    from bedrock_deploy.transports import HostReports
+
+    reports = HostReports.from_files(
+        margo_info=Path(margo_info) if margo_info is not None else None,
+        fi_info=Path(fi_info) if fi_info is not None else None)
+    out.notes += list(reports.notes)
+    if reports.fi_info is not None:
+        out.fi_providers = {e.core_provider for e in reports.fi_info.entries}
+        out.notes.append(f"fi_info ({fi_info}) lists providers "
+                         + (", ".join(sorted(out.fi_providers)) or "none"))
+    if reports.fi_providers is not None:
+        out.notes.append(f"fi_info -l ({fi_info}) lists providers libfabric was built with "
+                         f"({', '.join(reports.fi_providers.names)}), not what works: "
+                         "no transport dropped for it")
+    if reports.margo_info is not None:
+        out.margo_usable = {r.addr for r in reports.margo_info.rows if r.usable}
+        out.notes.append(f"margo-info ({margo_info}) initialised "
+                         + (", ".join(sorted(out.margo_usable)) or "nothing"))
     return out
 
 
@@ -564,15 +566,9 @@ def _default_transports(node: Node, reported: ReportedTransports) -> list[dict[s
     out.append({"name": "sm", "protocol": "na+sm://", "scope": "intra-node"})
     kept = []
     for t in out:
-        provider = t.get("provider")
-        if reported.fi_providers is not None and provider is not None \
-                and provider not in reported.fi_providers:
-            reported.notes.append(f"transport {t['name']} dropped: fi_info does not list "
-                                  f"provider {provider}")
-            continue
-        if reported.margo_usable is not None and t["protocol"] not in reported.margo_usable:
-            reported.notes.append(f"transport {t['name']} dropped: margo-info could not "
-                                  f"initialise {t['protocol']}")
+        why = reported.rejects(str(t["protocol"]))
+        if why is not None:
+            reported.notes.append(f"transport {t['name']} dropped: {why}")
             continue
         kept.append(t)
     return kept
