@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from bedrock_deploy.bedrock_config import bedrock_config
-from bedrock_deploy.bedrock_validator import validate_config
+from bedrock_deploy.bedrock_validator import validate_config, validate_file
 from bedrock_deploy.layout import plan_layout
 from bedrock_deploy.plan import TransportChoice
 from bedrock_deploy.resources import share_path
@@ -25,7 +26,8 @@ CXI = TransportChoice(name="cxi", protocol="cxi://", provider="cxi", fabrics=(),
                       mercury={"input_eager_size": 8192}, reason="test")
 
 
-def configs(svc: ServiceDescription, transport: TransportChoice = CXI) -> list[dict[str, Any]]:
+def configs(svc: ServiceDescription, transport: TransportChoice = CXI,
+            tmp: Path | None = None) -> list[dict[str, Any]]:
     layout = plan_layout(TOPO, svc, "cxi")
     out = [bedrock_config(svc, r, transport) for r in layout.ranks]
     for r, cfg in zip(layout.ranks, out, strict=True):
@@ -34,12 +36,17 @@ def configs(svc: ServiceDescription, transport: TransportChoice = CXI) -> list[d
                                                     total_processes=2 * len(out))
                 if i.severity == "error"]
         assert errs == []
+        if tmp is not None:  # through a file: what `bedrock-deploy validate` reads
+            f = tmp / f"rank-{r.local_rank}.json"
+            f.write_text(json.dumps(cfg, indent=2))
+            assert [i for i in validate_file(f, total_processes=2 * len(out))
+                    if i.severity == "error"] == []
     return out
 
 
-def test_mofka_like_shapes() -> None:
+def test_mofka_like_shapes(tmp_path: Path) -> None:
     svc = load_service(share_path("examples", "mofka-like.yaml")).service.with_counts(ppn=2)
-    cfg = configs(svc)[0]
+    cfg = configs(svc, tmp=tmp_path)[0]
     assert cfg["libraries"] == ["libflock-bedrock-module.so", "libyokan-bedrock-module.so",
                                 "libwarabi-bedrock-module.so", "libabt-io-bedrock-module.so"]
     margo = cfg["margo"]

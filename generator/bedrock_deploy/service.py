@@ -380,6 +380,9 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         raise InputError([Problem(p.message, path=("providers", *p.path[1:]),
                                   location=where(("providers", *p.path[1:])), hint=p.hint)
                           for p in problems])
+    dropped = sorted(set(data) - {"libraries", "margo", "providers", "bedrock"})
+    if dropped:
+        notes.append("ignored top-level keys of the Bedrock config: " + ", ".join(dropped))
     notes.append("kept libraries and providers of the Bedrock config; re-planned its margo "
                  f"section (rpc xstreams {service.threads.rpc}, progress "
                  f"{service.threads.progress.value}, io xstreams {service.io_xstreams})")
