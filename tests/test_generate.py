@@ -160,3 +160,17 @@ def test_existing_bedrock_json_service(tmp_path: Path) -> None:
     m = json.loads((out / "manifest.json").read_text())
     assert any(c["what"] == "service source" for c in m["choices"])
     assert res.plan.service.threads.rpc == 4
+
+
+def test_host_reports_drive_the_transport(tmp_path: Path) -> None:
+    # a Slingshot node where CXI did not initialise (no VNI): the deployment falls back to tcp
+    data = Path(__file__).parent / "data" / "transports"
+    report = data / "slingshot-node-no-vni.margo-info.txt"
+    out = tmp_path / "dep"
+    res = generate("polaris", MOFKA, out, margo_info=report)
+    m = json.loads((out / "manifest.json").read_text())
+    (inp,) = [i for i in m["inputs"] if i["role"] == "margo-info"]
+    assert inp["sha256"] == sha(report)
+    cfg = json.loads((out / "configs" / "rank-0.json").read_text())
+    assert cfg["margo"]["mercury"]["address"] == res.plan.transport.protocol
+    assert res.plan.transport.protocol != "cxi://"
