@@ -300,3 +300,12 @@ def test_generated_deployment_passes_spack_check(tmp_path: Path,
     assert main(["spack", "check", str(out)]) == 0
     text = (out / "spack.yaml").read_text()
     assert "- mochi-yokan\n" in text and "- libfabric fabrics=tcp,rxm\n" in text
+
+
+def test_site_packages_may_name_packages_we_do_not_know() -> None:
+    extra = ("  packages:\n    ucc:\n      require: ['@1.2:']\n      externals:\n"
+             "        - {spec: ucc@1.2.0, prefix: /usr}\n"
+             "    mercury:\n      require: ['+nosuchvariant']\n")
+    assert _messages(["mochi-margo"], extra) == [
+        "no variant 'nosuchvariant' for package mercury (in '+nosuchvariant')"]
+    assert _messages(["ucc"]) == ["unknown package 'ucc' in spec 'ucc'"]

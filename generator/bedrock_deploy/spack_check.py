@@ -246,8 +246,11 @@ def _suggest(word: str, choices: Iterable[str]) -> str | None:
 
 
 def check_spec(text: Any, kb: SpackKnowledge, *, path: KeyPath, where: Locator,
-               package: str | None = None) -> list[Problem]:
-    """Problems with one spec string (``package``: the packages.yaml entry it constrains)."""
+               package: str | None = None, unknown_ok: bool = False) -> list[Problem]:
+    """Problems with one spec string (``package``: the packages.yaml entry it constrains).
+
+    ``unknown_ok``: a package we have no table entry for is not an error (site requirements and
+    externals may name any Spack package; only its syntax is checked)."""
     loc = where(path)
     if not isinstance(text, str):
         return [Problem(f"a spec must be a string, not {type(text).__name__}", path, loc,
@@ -268,6 +271,8 @@ def check_spec(text: Any, kb: SpackKnowledge, *, path: KeyPath, where: Locator,
         if name in kb.virtuals and not node.variants:
             continue
         info = kb.packages.get(name)
+        if info is None and unknown_ok:
+            continue
         if info is None:
             close = _suggest(name, kb.packages)
             problems.append(Problem(
@@ -405,14 +410,16 @@ def _check_packages(packages: Any, kb: SpackKnowledge, where: Locator) -> list[P
                 texts = [item] if not isinstance(item, dict) else _as_list(
                     item.get("one_of", item.get("any_of", item.get("spec", []))))
                 for t in texts:
-                    problems += check_spec(t, kb, path=ip, where=where, package=own)
+                    problems += check_spec(t, kb, path=ip, where=where, package=own,
+                                           unknown_ok=True)
         for i, ext in enumerate(entry.get("externals", []) or []):
             ep = (*p, "externals", i)
             if not isinstance(ext, dict) or "spec" not in ext:
                 problems.append(Problem("an external needs a 'spec'", ep, where(ep),
                                         hint="e.g. {spec: libfabric@1.22.0, prefix: /usr}"))
                 continue
-            problems += check_spec(ext["spec"], kb, path=(*ep, "spec"), where=where)
+            problems += check_spec(ext["spec"], kb, path=(*ep, "spec"), where=where,
+                                   unknown_ok=True)
             try:
                 ename = parse_spec(str(ext["spec"])).root.name
             except SpecSyntaxError:
