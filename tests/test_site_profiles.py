@@ -247,3 +247,16 @@ def test_unknown_parent_lists_shipped_profiles(tmp_path: Path,
     lines = _validate(bad, capsys)
     assert lines[0] == f"{bad}:2:1: error: extends: no site profile 'auroraa'"
     assert lines[1].startswith("    hint: give a file path, or one of: aurora, bebop-knl,")
+
+
+def test_external_without_prefix_or_modules(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "ext.yaml"
+    bad.write_text("name: ext\nextends: generic-slurm-tcp\nspack:\n  externals:\n"
+                   "    - {spec: cray-mpich@8.1.31, buildable: false}\n")
+    assert _validate(bad, capsys) == [
+        f"{bad}:5:7: error: spack.externals[0]: external 'cray-mpich@8.1.31' has neither a "
+        "prefix nor modules",
+        "    hint: Spack finds it by its install prefix or by the modules that load it: add "
+        "'prefix: /path' or 'modules: [name/version]'",
+    ]

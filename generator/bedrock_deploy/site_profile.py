@@ -359,6 +359,15 @@ def check_site(site: SiteProfile) -> list[Problem]:
                                     path=("transports", i, "name"),
                                     hint="each transport needs its own name"))
         names.add(t.name)
+    for key in ("externals", "compilers"):
+        for i, ext in enumerate(getattr(site.spack, key)):
+            if ext.prefix is None and not ext.modules:
+                problems.append(Problem(
+                    f"{'external' if key == 'externals' else 'compiler'} {ext.spec!r} has "
+                    "neither a prefix nor modules",
+                    path=("spack", key, i),
+                    hint="Spack finds it by its install prefix or by the modules that load it: "
+                    "add 'prefix: /path' or 'modules: [name/version]'"))
     allowed = _LAUNCHERS_FOR[site.scheduler.type]
     if site.launcher.type not in allowed:
         problems.append(Problem(
