@@ -415,3 +415,17 @@ def test_probe_unreadable_report_is_bad_input(tmp_path: Path,
     assert f"{missing}: error: (top level): cannot read the fi_info file" \
         in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_sysfs_cpuless_numa_domains_and_offline_cpu_with_topology(tmp_path: Path) -> None:
+    # Aurora-like flat memory mode: NUMA nodes 2 and 3 are HBM without CPUs. CPU 3 is offline
+    # but its topology is still readable (older kernels): it is described, and marked offline.
+    root = make_sysfs(tmp_path, [(0, [0, 1]), (1, [2, 3])], online="0-2",
+                      numa={0: "0-1", 1: "2-3", 2: "", 3: ""})
+    node = read_sysfs(root).node
+    assert [(d.id, format_cpulist(d.cpus), d.socket) for d in node.numa_domains] == \
+        [(0, "0-1", 0), (1, "2-3", 1), (2, "", None), (3, "", None)]
+    assert node.online_cpus == [0, 1, 2]
+    topo = Topology.from_node(node)
+    assert topo.numa_domains == (0, 1)
+    assert topo.usable_cpus(topo.cores[1]) == (2,)

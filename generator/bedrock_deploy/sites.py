@@ -132,7 +132,11 @@ def _probed_node(where: SourceLocation) -> dict[str, Any]:
 
 
 def load_site(ref: str | Path) -> LoadedSite:
-    """Load, merge and validate a site profile; raise InputError with located problems."""
+    """Load, merge and validate a site profile; raise InputError with located problems.
+
+    ``node: probe`` (after merging ``extends``) is replaced by this host's topology from
+    :func:`bedrock_deploy.probe.probe_host`; ``LoadedSite.data`` then holds the probed node.
+    """
     path = resolve_profile(str(ref)).resolve() if not Path(ref).is_file() else Path(ref)
     data, locations, files = _load_raw(path, [path.resolve()])
     file = files[0]
