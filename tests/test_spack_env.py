@@ -257,3 +257,14 @@ def test_build_environment_records_why() -> None:
     env = build_spack_environment(make_plan())
     assert any(r.startswith("argobots+affinity:") for r in env.reasons)
     assert any(r.startswith("libfabric fabrics=tcp,rxm:") for r in env.reasons)
+
+
+def test_transport_without_fabrics_names_the_site_key() -> None:
+    loaded = load_site("generic-slurm-ib")
+    t = inter_node_transport(loaded.profile)
+    bare = t.__class__(**{**t.__dict__, "fabrics": ()})
+    with pytest.raises(InputError) as err:
+        render_spack_env(make_plan("generic-slurm-ib", transport=bare))
+    p = err.value.problems[0]
+    assert p.path == ("transports", 0, "fabrics") and p.file == loaded.files[0]
+    assert p.hint is not None and "fabrics: [verbs, rxm]" in p.hint

@@ -185,7 +185,7 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
 
 def _fail_site(message: str, path: tuple[str | int, ...], hint: str,
                plan: DeploymentPlan) -> InputError:
-    file = plan.site_files[-1] if plan.site_files else None
+    file = plan.site_files[0] if plan.site_files else None  # the profile named on the CLI
     return InputError(Problem(message, path=path, hint=hint, file=file))
 
 
