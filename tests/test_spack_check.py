@@ -309,3 +309,102 @@ def test_site_packages_may_name_packages_we_do_not_know() -> None:
     assert _messages(["mochi-margo"], extra) == [
         "no variant 'nosuchvariant' for package mercury (in '+nosuchvariant')"]
     assert _messages(["ucc"]) == ["unknown package 'ucc' in spec 'ucc'"]
+
+
+def _stand_in_spack_modules(bad: set[str], unsat: bool) -> dict[str, object]:
+    """Stand-ins for the Spack 1.1 API calls spack_api_check.py makes (spack-observed.md
+    "Python API"); only the documented surface, so the script's own logic can be exercised."""
+    import types
+
+    class SpackError(Exception):
+        pass
+
+    class Spec:
+        def __init__(self, text: str):
+            self.text = text
+
+        def __str__(self) -> str:
+            return self.text
+
+        def validate_or_raise(self) -> None:
+            if self.text in bad:
+                raise SpackError(f"No such variant for spec: '{self.text}'")
+
+        def format(self, fmt: str) -> str:
+            return self.text.split("+")[0].split("~")[0] + "@1.0"
+
+    class Environment:
+        written = False
+
+        def __init__(self, path: str):
+            from ruamel.yaml import YAML
+            data = YAML(typ="safe").load(Path(path, "spack.yaml").read_text())
+            self.user_specs = types.SimpleNamespace(specs=[Spec(s) for s in
+                                                           data["spack"]["specs"]])
+            self.path = path
+
+        def __enter__(self) -> Environment:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def write_transaction(self) -> Environment:
+            return self
+
+        def concretize(self, force: bool = False) -> list[tuple[Spec, Spec]]:
+            assert force
+            if unsat:
+                raise SpackError("failed to concretize")
+            return [(s, s) for s in self.user_specs.specs]
+
+        def write(self) -> None:
+            Path(self.path, "spack.lock").write_text("{}")
+
+    def load_config(fh: object) -> dict[str, object]:
+        return {}
+
+    def validate(data: object, schema: object, filename: str | None = None) -> None:
+        return None
+
+    mods: dict[str, object] = {}
+    for name in ("spack", "spack.config", "spack.environment", "spack.error", "spack.schema",
+                 "spack.schema.env", "spack.spec", "spack.util", "spack.util.spack_yaml"):
+        mods[name] = types.ModuleType(name)
+    mods["spack"].spack_version = "1.1.0"  # type: ignore[attr-defined]
+    mods["spack.config"].validate = validate  # type: ignore[attr-defined]
+    mods["spack.environment"].Environment = Environment  # type: ignore[attr-defined]
+    mods["spack.error"].SpackError = SpackError  # type: ignore[attr-defined]
+    mods["spack.schema.env"].schema = {}  # type: ignore[attr-defined]
+    mods["spack.spec"].Spec = Spec  # type: ignore[attr-defined]
+    mods["spack.util.spack_yaml"].load_config = load_config  # type: ignore[attr-defined]
+    for name, mod in mods.items():  # 'import spack.x as y' resolves through the parent
+        if "." in name:
+            parent, child = name.rsplit(".", 1)
+            setattr(mods[parent], child, mod)
+    return mods
+
+
+@pytest.mark.parametrize(("bad", "unsat", "concretize"), [
+    (set(), False, True), ({"mochi-yokan", "mochi-margo"}, False, True), (set(), True, True),
+    (set(), False, False)])
+def test_api_script_logic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: set[str],
+                          unsat: bool, concretize: bool) -> None:
+    import runpy
+
+    from bedrock_deploy.resources import share_path
+    d = _deployment(tmp_path)
+    for name, mod in _stand_in_spack_modules(bad, unsat).items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    script = runpy.run_path(str(share_path("spack", "spack_api_check.py")))
+    out = script["main"]([str(d), *(["--concretize"] if concretize else [])])
+    if bad:  # every bad spec is reported, not only the first
+        assert sorted(e["spec"] for e in out["errors"]) == sorted(bad)
+        assert not (d / "spack.lock").exists()
+    elif unsat:
+        assert out["errors"] == [{"stage": "concretize", "message": "failed to concretize"}]
+    elif concretize:
+        assert out["errors"] == [] and len(out["concretized"]) == 7
+        assert out["lock"] == str(d / "spack.lock") and (d / "spack.lock").is_file()
+    else:
+        assert out["errors"] == [] and out["lock"] is None and len(out["specs"]) == 7
