@@ -429,3 +429,21 @@ def test_sysfs_cpuless_numa_domains_and_offline_cpu_with_topology(tmp_path: Path
     topo = Topology.from_node(node)
     assert topo.numa_domains == (0, 1)
     assert topo.usable_cpus(topo.cores[1]) == (2,)
+
+
+def test_hwloc_nic_next_to_a_cpuless_numa_node(tmp_path: Path) -> None:
+    """A group holding DDR NUMA 0 and a CPU-less HBM NUMA 4 (flat mode): the NIC under it is
+    local to domain 0, the one with CPUs."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(HWLOC / "polaris-like-nics.xml")
+    group = next(o for o in tree.getroot().iter("object")
+                 if o.get("type") == "Group" and o.get("nodeset") == "0x00000001")
+    group.set("nodeset", "0x00000011")
+    group.insert(0, ET.Element("object", {"type": "NUMANode", "os_index": "4", "cpuset": "0x0",
+                                          "nodeset": "0x00000010", "local_memory": "1024"}))
+    f = tmp_path / "hbm.xml"
+    tree.write(f)
+    node = read_hwloc_xml(f).node
+    assert [(d.id, format_cpulist(d.cpus)) for d in node.numa_domains][-1] == (4, "")
+    assert [(n.name, n.numa_domain) for n in node.nics] == [("cxi0", 0), ("cxi1", 2)]

@@ -419,20 +419,21 @@ def _read_hwloc_xml(p: Path) -> ProbeResult:
                 cores.append(CoreInfo(package=0, cpus=(int(obj.get("os_index", "0")),)))
 
     nics: list[NicInfo] = []
+    numa_with_cpus = {k for k, v in numa.items() if v}
     fabric_parents: set[ET.Element] = set()
     osdevs = [o for o in machine.iter("object") if o.get("type") == "OSDev"]
     for o in osdevs:
         name = o.get("name", "")
         if o.get("osdev_type") == _OPENFABRICS or name.startswith("cxi"):
             kind = NicKind.cxi if name.startswith("cxi") else _ib_kind(name)
-            nics.append(NicInfo(name, kind, _hwloc_numa(o, parent)))
+            nics.append(NicInfo(name, kind, _hwloc_numa(o, parent, numa_with_cpus)))
             if o in parent:
                 fabric_parents.add(parent[o])
     for o in osdevs:
         name = o.get("name", "")
         if o.get("osdev_type") == _NET and not name.startswith("cxi") \
                 and parent.get(o) not in fabric_parents:
-            nics.append(NicInfo(name, NicKind.tcp, _hwloc_numa(o, parent)))
+            nics.append(NicInfo(name, NicKind.tcp, _hwloc_numa(o, parent, numa_with_cpus)))
 
     cpuset = parse_hwloc_bitmap(machine.get("cpuset", "0"))
     allowed = parse_hwloc_bitmap(machine.get("allowed_cpuset", machine.get("cpuset", "0")))
@@ -453,16 +454,18 @@ def _read_hwloc_xml(p: Path) -> ProbeResult:
                        source=f"hwloc XML {p}", notes=notes + build_notes, cpu_model=model)
 
 
-def _hwloc_numa(obj: ET.Element, parent: Mapping[ET.Element, ET.Element]) -> int | None:
-    """NUMA node of an I/O object: the nodeset of its nearest ancestor that has one."""
+def _hwloc_numa(obj: ET.Element, parent: Mapping[ET.Element, ET.Element],
+                with_cpus: set[int]) -> int | None:
+    """NUMA node of an I/O object: the nodeset of its nearest ancestor that has one; when
+    that holds several nodes (DDR + CPU-less HBM under one group), the one with CPUs."""
     anc = parent.get(obj)
     while anc is not None:
         nodeset = anc.get("nodeset")
         if nodeset is not None:
             ids = parse_hwloc_bitmap(nodeset)
-            if anc.get("type") == "Machine" and len(ids) != 1:
-                return None  # attached to the whole machine: locality unknown
-            return min(ids) if len(ids) == 1 else None
+            if len(ids) > 1:
+                ids &= with_cpus
+            return min(ids) if len(ids) == 1 else None  # whole machine: locality unknown
         anc = parent.get(anc)
     return None
 
