@@ -260,3 +260,20 @@ def test_external_without_prefix_or_modules(tmp_path: Path,
         "    hint: Spack finds it by its install prefix or by the modules that load it: add "
         "'prefix: /path' or 'modules: [name/version]'",
     ]
+
+
+def test_a_profile_extending_local_can_override_parts_of_the_probed_node(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"name: mine\nextends: {site_profiles_dir() / 'local.yaml'}\n"
+                    "node:\n  reserved_cores: [0]\n")
+    node = load_site(mine).profile.node
+    probed = probe_host().node
+    assert node.reserved_cores == [0]
+    assert node.model_copy(update={"reserved_cores": []}) == probed
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: bad\nextends: {site_profiles_dir() / 'local.yaml'}\n"
+                   "node:\n  reserved_cores: [4096]\n")
+    lines = _validate(bad, capsys)
+    assert lines[0] == (f"{bad}:4:20: error: node.reserved_cores[0]: reserved core 4096 does "
+                        f"not exist (cores are 0-{probed.total_cores - 1})")

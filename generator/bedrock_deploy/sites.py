@@ -86,11 +86,31 @@ def _merge_locations(base: Locations, override: Locations, override_data: Any) -
     return out
 
 
+NODE_PROBE = "probe"
+"""``node: probe`` in a profile: the node is this host, probed (sysfs) when the profile loads."""
+
+
+def _probed_node(where: SourceLocation) -> dict[str, Any]:
+    from bedrock_deploy.probe import ProbeError, probe_host  # local: probing reads /sys
+
+    try:
+        result = probe_host()
+    except ProbeError as err:
+        raise fail(f"'node: probe' could not probe this host: {err}", path=("node",),
+                   location=where, hint="write the node topology in the profile instead "
+                   "(bedrock-deploy probe -o FILE writes one to start from)") from None
+    return result.node.model_dump(mode="json", exclude_none=True)
+
+
 def _load_raw(path: Path, stack: list[Path]) -> tuple[dict[str, Any], Locations, list[str]]:
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise fail("a site profile is a YAML mapping", location=doc.locate(()),
                    hint="start with 'name: my-site'")
+    if doc.data.get("node") == NODE_PROBE:
+        # Probe here, before merging, so a profile extending this one can override parts of
+        # the probed node (e.g. reserved_cores) instead of replacing it.
+        doc.data["node"] = _probed_node(doc.locate(("node",)))
     parent_ref = doc.data.get("extends")
     if parent_ref is None:
         return doc.data, doc.locations, [doc.file]
@@ -115,27 +135,12 @@ def _load_raw(path: Path, stack: list[Path]) -> tuple[dict[str, Any], Locations,
     return merged, _merge_locations(base_locs, doc.locations, doc.data), [doc.file, *files]
 
 
-NODE_PROBE = "probe"
-"""``node: probe`` in a profile: the node is this host, probed (sysfs) when the profile loads."""
-
-
-def _probed_node(where: SourceLocation) -> dict[str, Any]:
-    from bedrock_deploy.probe import ProbeError, probe_host  # local: probing reads /sys
-
-    try:
-        result = probe_host()
-    except ProbeError as err:
-        raise fail(f"'node: probe' could not probe this host: {err}", path=("node",),
-                   location=where, hint="write the node topology in the profile instead "
-                   "(bedrock-deploy probe -o FILE writes one to start from)") from None
-    return result.node.model_dump(mode="json", exclude_none=True)
-
-
 def load_site(ref: str | Path) -> LoadedSite:
     """Load, merge and validate a site profile; raise InputError with located problems.
 
-    ``node: probe`` (after merging ``extends``) is replaced by this host's topology from
-    :func:`bedrock_deploy.probe.probe_host`; ``LoadedSite.data`` then holds the probed node.
+    ``node: probe`` in any file of the ``extends`` chain is replaced by this host's topology
+    (:func:`bedrock_deploy.probe.probe_host`) before merging, so a profile extending it can
+    override parts of the probed node; ``LoadedSite.data`` holds the probed node.
     """
     path = resolve_profile(str(ref)).resolve() if not Path(ref).is_file() else Path(ref)
     data, locations, files = _load_raw(path, [path.resolve()])
@@ -144,8 +149,6 @@ def load_site(ref: str | Path) -> LoadedSite:
     def where(p: KeyPath) -> SourceLocation:
         return locate(locations, p, file)
 
-    if data.get("node") == NODE_PROBE:
-        data = {**data, "node": _probed_node(where(("node",)))}
 
     profile = validate_model(SiteProfile, data, where)
     problems = [
