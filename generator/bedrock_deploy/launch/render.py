@@ -20,7 +20,6 @@ written by the site's administrators). Templates live in ``share/templates/launc
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from pathlib import Path
@@ -56,6 +55,11 @@ ENGINE_TOOLS: dict[EngineKind, tuple[str, str, str]] = {
 }
 
 
+# The embedded engine's MPI entry point (mpi4py): joins MPI_COMM_WORLD, then runs the engine with
+# rank, size and an allgather for flock's "mpi" bootstrap (helper B's native/README.md).
+MPI_DAEMON = "bedrock-engine-mpi"
+
+
 def sh(value: object) -> str:
     """Jinja2 filter: one shell word, whatever the value holds."""
     return shlex.quote(str(value))
@@ -74,18 +78,12 @@ def _environment() -> jinja2.Environment:
 
 def embedded_engine_dir() -> str:
     """Where the embedded engine's executables are, decided at generate time (the scripts let
-    ``BEDROCK_DEPLOY_ENGINE_DIR`` override it at run time)."""
-    if os.environ.get(ENGINE_DIR_ENV):
-        return os.environ[ENGINE_DIR_ENV]
-    try:
-        from bedrock_deploy import engine  # helper B's locator
+    ``BEDROCK_DEPLOY_ENGINE_DIR`` override it at run time): ``bedrock_deploy.engine``'s search
+    ($BEDROCK_DEPLOY_ENGINE_DIR, the package's ``_bin``, PATH), else where an install puts it."""
+    from bedrock_deploy.engine import engine_dir
 
-        found = getattr(engine, "engine_dir", None) or getattr(engine, "bin_dir", None)
-        if callable(found):
-            return str(found())
-    except ImportError:
-        pass
-    return str(Path(__file__).resolve().parent.parent / "_bin")
+    found = engine_dir()
+    return str(found.resolve() if found else Path(__file__).resolve().parent.parent / "_bin")
 
 
 def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ...]
@@ -96,6 +94,19 @@ def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ..
                        file=plan.site_files[0] if plan.site_files else None,
                        hint="use letters, digits and '_' and do not start with a digit")
     return list(values.items())
+
+
+def needs_mpi(plan: DeploymentPlan) -> bool:
+    """Does any rank's config bootstrap through MPI (flock "mpi", ``$MPI_COMM_WORLD``)?"""
+    for config in plan.configs:
+        for provider in config.get("providers", []):
+            boot = provider.get("config", {}).get("bootstrap") if provider.get(
+                "type") == "flock" else None
+            if boot == "mpi" or (isinstance(boot, list) and "mpi" in boot):
+                return True
+            if "MPI_COMM_WORLD" in str(provider.get("__if__", "")):
+                return True
+    return False
 
 
 def _group_file(plan: DeploymentPlan) -> str | None:
@@ -135,6 +146,8 @@ def script_context(plan: DeploymentPlan) -> dict[str, Any]:
         "engine": site.engine.value,
         "engine_dir": embedded_engine_dir() if site.engine == EngineKind.embedded else "",
         "daemon": daemon,
+        "needs_mpi": needs_mpi(plan),
+        "mpi_daemon": MPI_DAEMON,
         "query": query,
         "shutdown": shutdown,
         "modules": site.spack.modules,

@@ -1,0 +1,214 @@
+"""End to end: generate a deployment for this host, start it for real, check what ran.
+
+- Slurm: ``generate --site local-slurm`` then ``submit`` reaches COMPLETED on the local Slurm.
+- mpirun: the generated ``scripts/run.sh`` runs the same service under Open MPI (``local``) and
+  under MPICH's Hydra (a profile extending ``local`` with ``mpiexec-hydra``).
+- Quoting: profile values holding ``$(touch ...)`` / ``; touch ...`` reach the engines literally
+  and create nothing.
+Each run checks: exit status 0, the group file lists every rank, every xstream is pinned where
+the layout said (the engines' own report, ``run/query.json``), nothing is left running.
+Needs the compiled engine (helper B: bedrock-engine, its query/shutdown tools and the MPI entry
+point ``bedrock-engine-mpi``); skipped with the reason when it is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bedrock_deploy.launch.render import MPI_DAEMON, embedded_engine_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+KV = ROOT / "share" / "examples" / "kv-service.yaml"
+PPN = 2
+
+pytestmark = [pytest.mark.engine]
+
+
+def _engine_dir() -> Path:
+    d = Path(embedded_engine_dir())
+    missing = [t for t in ("bedrock-engine", "bedrock-engine-query", "bedrock-engine-shutdown")
+               if not (d / t).is_file()]
+    if missing:
+        pytest.skip(f"compiled engine not installed in {d} (missing {', '.join(missing)})")
+    if not (d / MPI_DAEMON).exists() and shutil.which(MPI_DAEMON) is None:
+        pytest.skip(f"{MPI_DAEMON} (the engine's MPI entry point) is not installed")
+    return d
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bedrock_deploy", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+def generate(site: str, out: Path, *extra: str) -> Path:
+    done = cli("generate", "--site", site, "--service", str(KV), "-o", str(out),
+               "--nodes", "1", "--ppn", str(PPN), *extra)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def processes_in(directory: Path) -> list[str]:
+    """Live processes whose command line mentions the deployment directory."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(directory) in cmd and state not in {"Z", "X"}:
+            found.append(f"{proc.name}: {cmd}")
+    return found
+
+
+def wait_gone(directory: Path, timeout: float = 20) -> list[str]:
+    end = time.monotonic() + timeout
+    left = processes_in(directory)
+    while left and time.monotonic() < end:
+        time.sleep(0.2)
+        left = processes_in(directory)
+    return left
+
+
+def check_service_ran(directory: Path) -> None:
+    """Group file lists every rank; each engine's xstreams are pinned as its config says."""
+    group = json.loads((directory / "run" / "group.json").read_text())
+    addresses = [m["address"] for m in group["members"]]
+    assert len(addresses) == PPN and len(set(addresses)) == PPN
+    report = json.loads((directory / "run" / "query.json").read_text())
+    assert sorted(report) == sorted(addresses)
+    for engine in report.values():
+        rank = engine["bedrock_engine"]["rank"]
+        assert engine["bedrock_engine"]["size"] == PPN
+        config = json.loads((directory / "configs" / f"rank-{rank % PPN}.json").read_text())
+        planned = {x["name"]: sorted(x.get("affinity") or [x["cpubind"]])
+                   for x in config["margo"]["argobots"]["xstreams"]
+                   if x.get("affinity") or "cpubind" in x}
+        actual = {x["name"]: sorted(x["cpus"]) for x in engine["bedrock_engine"]["xstreams"]}
+        assert planned, "the layout pins nothing: nothing to check"
+        for name, cpus in planned.items():
+            assert actual.get(name) == cpus, (name, actual.get(name), cpus)
+    logs = sorted((directory / "run" / "logs").glob("engine-*.log"))
+    assert len(logs) == PPN
+    for log in logs:
+        head = log.read_text().splitlines()[0]
+        local = int(log.stem.rsplit("-", 1)[1])
+        assert f"local_rank={local} " in head and f"configs/rank-{local}.json" in head
+
+
+@pytest.mark.slurm
+def test_slurm_submit_reaches_completed(tmp_path: Path, local_slurm: str) -> None:
+    _engine_dir()
+    dep = generate("local-slurm", tmp_path / "dep")
+    assert (dep / "scripts" / "job.sbatch").is_file()
+    env = {**os.environ, "SBATCH_PARTITION": "no-such-partition"}  # must be ignored
+    done = cli("submit", str(dep), "--duration", "2", env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "COMPLETED" in done.stderr
+    out = next((dep / "run" / "logs").glob("kv-*.out")).read_text()
+    assert "ready: 2 rank(s) answer" in out and "exit status 0" in out
+    # srun bound each local rank to exactly its layout CPUs (cpu-bind=verbose lines)
+    assert out.count("cpu-bind=MASK") == PPN
+    check_service_ran(dep)
+    assert not wait_gone(dep)
+    squeue = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
+    assert "kv" not in squeue
+
+
+def test_submit_dry_run_prints_the_command(tmp_path: Path) -> None:
+    dep = generate("local-slurm", tmp_path / "dep")
+    env = {**os.environ, "SBATCH_TIMELIMIT": "1"}
+    done = cli("submit", str(dep), "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"sbatch --parsable --chdir={dep}" in done.stdout
+    assert "unset" in done.stdout and "SBATCH_TIMELIMIT" in done.stdout
+    assert not (dep / "run" / "group.json").exists()
+
+
+def test_submit_rejects_a_directory_that_is_not_a_deployment(tmp_path: Path) -> None:
+    done = cli("submit", str(tmp_path))
+    assert done.returncode == 2
+    assert "not a deployment directory" in done.stderr
+
+
+def _hydra_site(tmp_path: Path) -> Path:
+    site = tmp_path / "local-hydra.yaml"
+    site.write_text(
+        "name: local-hydra\nextends: local\n"
+        "launcher:\n  type: mpiexec-hydra\n  command: mpiexec.mpich\n  flags: []\n")
+    return site
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("flavour", ["openmpi", "mpich"])
+def test_mpirun_script_runs_the_service(tmp_path: Path, flavour: str) -> None:
+    _engine_dir()
+    site = "local" if flavour == "openmpi" else str(_hydra_site(tmp_path))
+    dep = generate(site, tmp_path / "dep")
+    text = (dep / "scripts" / "run.sh").read_text()
+    assert ("mpirun.openmpi" if flavour == "openmpi" else "mpiexec.mpich") in text
+    env = {**os.environ, "SERVICE_DURATION": "1"}
+    done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    check_service_ran(dep)
+    assert not wait_gone(dep)
+
+
+@pytest.mark.mpi
+def test_profile_values_cannot_inject_commands(tmp_path: Path) -> None:
+    _engine_dir()
+    marker = Path(f"/tmp/pwned-{uuid.uuid4().hex}")
+    evil = {"BD_SUBST": f"$(touch {marker})", "BD_SEMI": f"x; touch {marker}-2; rm -rf {marker}",
+            "BD_TICK": f"`touch {marker}-3`"}
+    site = tmp_path / "local-evil.yaml"
+    site.write_text("name: local-evil\nextends: local\nenv:\n" + "".join(
+        f"  {k}: {json.dumps(v)}\n" for k, v in evil.items()))
+    dep = generate(str(site), tmp_path / "dep")
+    seen = tmp_path / "seen.txt"
+    env = {**os.environ, "SERVICE_DURATION": "0",
+           "BEDROCK_DEPLOY_CLIENT": f"printenv BD_SUBST BD_SEMI BD_TICK > {seen}"}
+    done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for suffix in ("", "-2", "-3"):
+        assert not Path(f"{marker}{suffix}").exists()
+    assert seen.read_text().splitlines() == list(evil.values())
+    assert not wait_gone(dep)
+
+
+def test_run_script_fails_clearly_without_the_engine(tmp_path: Path) -> None:
+    dep = generate("local", tmp_path / "dep")
+    env = {**os.environ, "BEDROCK_DEPLOY_ENGINE_DIR": str(tmp_path / "nowhere")}
+    done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert f"no {tmp_path / 'nowhere'}/bedrock-engine" in done.stderr
+    assert not (dep / "run" / "group.json").exists()
+
+
+def test_rank_exec_without_a_launcher_says_so(tmp_path: Path) -> None:
+    dep = generate("local", tmp_path / "dep")
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PALS_LOCAL_RANKID",
+                        "FLUX_TASK_LOCAL_ID", "SLURM_LOCALID"}}
+    done = subprocess.run(["bash", str(dep / "scripts" / "rank-exec.sh")], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 64
+    assert "no local rank" in done.stderr and "scripts/run.sh" in done.stderr
+    env["OMPI_COMM_WORLD_LOCAL_RANK"] = str(PPN)
+    done = subprocess.run(["bash", str(dep / "scripts" / "rank-exec.sh")], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 64 and f"runs {PPN} process(es) per node" in done.stderr
