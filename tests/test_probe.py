@@ -447,3 +447,15 @@ def test_hwloc_nic_next_to_a_cpuless_numa_node(tmp_path: Path) -> None:
     node = read_hwloc_xml(f).node
     assert [(d.id, format_cpulist(d.cpus)) for d in node.numa_domains][-1] == (4, "")
     assert [(n.name, n.numa_domain) for n in node.nics] == [("cxi0", 0), ("cxi1", 2)]
+
+
+@pytest.mark.skipif(shutil.which("lstopo-no-graphics") is None, reason="needs hwloc")
+def test_live_lstopo_and_sysfs_agree_on_this_host(tmp_path: Path) -> None:
+    xml = tmp_path / "here.xml"
+    xml.write_text(subprocess.run(["lstopo-no-graphics", "--of", "xml"], capture_output=True,
+                                  text=True, check=True).stdout)
+    from_hwloc = read_hwloc_xml(xml).node
+    from_sysfs = read_sysfs("/").node
+    # memory differs by design (NUMA local_memory vs /proc/meminfo, hpc-local.md §6)
+    assert from_hwloc.model_copy(update={"memory_gib": None}) == \
+        from_sysfs.model_copy(update={"memory_gib": None})
