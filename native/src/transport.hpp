@@ -1,0 +1,84 @@
+// Transports: "na+sm" (shared-memory rings in a memfd mapping passed over an abstract Unix
+// socket; the socket and eventfds are used only to connect, to detect a dead peer and to wake a
+// sleeping reader) and TCP ("ofi+tcp://", "tcp://"). Both carry the frames of wire.hpp.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "wire.hpp"
+
+namespace bedrock_engine {
+
+enum class TransportKind { sm, tcp };
+
+struct Address {
+  TransportKind kind = TransportKind::sm;
+  std::string protocol;  // as written, e.g. "na+sm", "ofi+tcp", "tcp"
+  std::string sm_id;     // "<pid>-<n>"
+  std::string host;      // tcp
+  int port = 0;          // tcp
+};
+
+// Errors about protocols we do not implement carry the "use the Spack-built bedrock" advice.
+struct UnsupportedProtocol : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// "na+sm://1234-0" | "na+sm" | "sm://" | "ofi+tcp://10.0.0.1:5000" | "tcp" ...
+// Throws UnsupportedProtocol (cxi, verbs, ...) or std::invalid_argument (malformed).
+Address parse_address(const std::string& text);
+TransportKind protocol_kind(const std::string& protocol_or_address);
+
+class ServerConnection {
+ public:
+  virtual ~ServerConnection() = default;
+  // Thread-safe. Queues the frame if the peer is slow; drops it if the connection is closed.
+  virtual void send(const FrameHeader& header, std::string_view payload) = 0;
+};
+
+using FrameHandler = std::function<void(const std::shared_ptr<ServerConnection>&, Frame&&)>;
+
+// The listening side of one protocol plus all accepted connections. progress() is called by
+// a single thread at a time (the progress loop); send() on connections from any thread.
+class TransportServer {
+ public:
+  virtual ~TransportServer() = default;
+  virtual std::string address() const = 0;
+  // One progress pass. Returns the number of frames/events handled. timeout_ms: 0 = poll,
+  // > 0 = may block that long (woken early by traffic or by wake_fd becoming readable).
+  virtual int progress(int timeout_ms, int wake_fd) = 0;
+  // Cheap check of shared-memory rings only (no syscall). Returns frames handled.
+  virtual int poll_fast() = 0;
+  virtual size_t connection_count() const = 0;
+
+  static std::unique_ptr<TransportServer> create(const std::string& address_spec,
+                                                 FrameHandler on_frame);
+};
+
+struct CallOptions {
+  std::chrono::microseconds spin{10000};  // busy-poll this long before sleeping
+  std::chrono::milliseconds timeout{60000};
+};
+
+class ClientConnection {
+ public:
+  virtual ~ClientConnection() = default;
+  // Sends a request and waits for its response. Thread-safe (one call at a time per
+  // connection). Throws std::runtime_error on timeout or a broken/closed connection.
+  virtual Frame call(FrameHeader header, std::string_view payload, const CallOptions& opts) = 0;
+  virtual bool broken() const = 0;
+  // For tests: writes raw bytes as they are to the peer (tcp) / into the ring (sm).
+  virtual void send_raw(std::string_view bytes) = 0;
+
+  static std::shared_ptr<ClientConnection> connect(const Address& address);
+};
+
+// First non-loopback IPv4 address of this host ("127.0.0.1" if none).
+std::string default_ipv4();
+
+}  // namespace bedrock_engine
