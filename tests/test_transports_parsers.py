@@ -325,3 +325,13 @@ def test_truncated_recorded_outputs_never_crash(name: str, cut: int, parser) -> 
        parser=st.sampled_from(PARSERS))
 def test_random_text_never_crashes(data: str, parser) -> None:
     _only_result_or_input_error(parser, data)
+
+
+def test_embedded_engine_info_parses_like_margo_info() -> None:
+    # real `bedrock-engine --info` output of our engine on this machine (native/src/info.cpp)
+    report = parse_margo_info(text("debian12-vm.bedrock-engine-info.txt"), "engine")
+    assert report.host == "vm" and len(report.rows) == 21
+    assert {r.addr for r in report.rows if r.usable} == {"ofi+tcp://", "na+sm://", "tcp://",
+                                                          "sm://"}
+    assert report.row_for("ofi+tcp://").runtime_prefix == "ofi+tcp://"
+    assert report.unknown_lines == ()

@@ -391,3 +391,19 @@ def test_cli_truncated_file_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{cut}:" in proc.stderr and "error:" in proc.stderr
+
+
+def test_cli_engine_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    engine = tmp_path / "engine"
+    engine.write_text(f"#!/bin/sh\ncat '{DATA / 'slingshot-node.margo-info.txt'}'\n")
+    engine.chmod(0o755)
+    monkeypatch.setenv(ENGINE_ENV, str(engine))
+    _, file = make_site(tmp_path, [CXI, TCP])
+    assert main(["transports", "--site", file, "--engine", "--json", "--nodes", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["chosen"]["name"] == "cxi"
+    assert data["sources"] == [f"{engine} --info"]
+    assert any("embedded engine" in n for n in data["notes"])
+    assert main(["transports", "--site", file, "--engine",
+                 "--margo-info", str(DATA / "slingshot-node.margo-info.txt")]) == 2

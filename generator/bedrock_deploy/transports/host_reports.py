@@ -136,7 +136,7 @@ def _load_margo_info(path: Path, notes: list[str]) -> MargoInfoReport:
 
 
 def find_engine(engine: str | Path | None = None) -> Path:
-    """The embedded engine: ``engine``, $BEDROCK_DEPLOY_ENGINE, PATH, or the package's bin/."""
+    """The embedded engine: ``engine``, $BEDROCK_DEPLOY_ENGINE, PATH, or the package's _bin/."""
     candidates: list[Path] = []
     if engine is not None:
         candidates.append(Path(engine))
@@ -146,7 +146,8 @@ def find_engine(engine: str | Path | None = None) -> Path:
         found = shutil.which(ENGINE_NAME)
         if found:
             candidates.append(Path(found))
-        candidates.append(Path(__file__).resolve().parent.parent / "bin" / ENGINE_NAME)
+        # native/CMakeLists.txt installs the engine into the package's _bin/
+        candidates.append(Path(__file__).resolve().parent.parent / "_bin" / ENGINE_NAME)
     for c in candidates:
         if c.is_file() and os.access(c, os.X_OK):
             return c
