@@ -277,3 +277,13 @@ def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_shipped_mofka_config_is_valid() -> None:
     issues = validate_file(EXAMPLES / "mofka-config.json")
     assert [i for i in issues if i.severity == "error"] == []
+
+
+def test_array_of_configs_is_checked_element_by_element() -> None:
+    bad = mutated()
+    bad["providers"][1]["provider_id"] = 0
+    issues = errors([GOOD, bad], total_processes=2)
+    assert [(i.rule, i.pointer) for i in issues] == [(13, "/1/providers/1/provider_id")]
+    issues = errors([GOOD, GOOD, GOOD], total_processes=2)
+    assert [i.rule for i in issues] == [14] and "Bedrock needs 1 or one per MPI rank" in \
+        issues[0].message

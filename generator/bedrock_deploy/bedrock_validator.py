@@ -127,8 +127,9 @@ class _Checker:
     def __init__(self, config: dict[str, Any], *, topology: Topology | None,
                  site: SiteProfile | None, total_processes: int | None,
                  rank_cpus: tuple[int, ...] | None,
-                 locate: Callable[[KeyPath], SourceLocation] | None):
+                 locate: Callable[[KeyPath], SourceLocation] | None, prefix: KeyPath = ()):
         self.c = config
+        self.prefix = prefix
         self.topology = topology
         self.site = site
         self.total = total_processes
@@ -138,6 +139,7 @@ class _Checker:
 
     def add(self, rule: int, path: KeyPath, message: str, hint: str | None = None,
             severity: Severity = "error") -> None:
+        path = (*self.prefix, *path)
         loc = self.locate(path) if self.locate else None
         self.issues.append(ConfigIssue(rule, path, message, hint, severity, loc))
 
@@ -712,6 +714,19 @@ def validate_config(config: Any, *, topology: Topology | None = None,
     """Every issue of one Bedrock config (errors first)."""
     if topology is None and site is not None:
         topology = Topology.from_node(site.node)
+    if isinstance(config, list) and config:
+        # one config per process (Bedrock takes element [rank]; mochi.bedrock.spec's
+        # ServiceSpec.to_json writes this form)
+        issues = [i for n, element in enumerate(config) for i in _Checker(
+            element, topology=topology, site=site, total_processes=total_processes,
+            rank_cpus=rank_cpus, locate=locate, prefix=(n,)).run()]
+        if total_processes is not None and len(config) not in (1, total_processes):
+            loc = locate(()) if locate else None
+            issues.append(ConfigIssue(14, (), f"an array of {len(config)} configs runs on "
+                                      f"{total_processes} processes: Bedrock needs 1 or one "
+                                      "per MPI rank", "use one config object with __if__ "
+                                      "conditions", "error", loc))
+        return sorted(issues, key=lambda x: (x.severity != "error",))
     issues = _Checker(config, topology=topology, site=site, total_processes=total_processes,
                       rank_cpus=rank_cpus, locate=locate).run()
     return sorted(issues, key=lambda x: (x.severity != "error",))
