@@ -23,7 +23,7 @@ from bedrock_deploy.transports import (
     parse_protocol,
     select_transport,
 )
-from bedrock_deploy.transports.host_reports import ENGINE_ENV, find_engine
+from bedrock_deploy.transports.host_reports import ENGINE_DIR_ENV, find_engine
 
 DATA = Path(__file__).parent / "data" / "transports"
 
@@ -309,11 +309,14 @@ def test_shipped_profiles(profile: str, files: dict[str, str], nodes: int, name:
 # --- embedded engine ------------------------------------------------------------------------
 
 def test_missing_engine_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENGINE_ENV, str(tmp_path / "no-such-engine"))
+    monkeypatch.setenv(ENGINE_DIR_ENV, str(tmp_path / "no-such-dir"))
     with pytest.raises(InputError) as err:
         HostReports.from_engine()
     (p,) = err.value.problems
     assert "'bedrock-engine' was not found" in p.message and "--margo-info" in p.hint
+    with pytest.raises(InputError) as err:
+        HostReports.from_engine(tmp_path / "nope")
+    assert "not an executable file" in err.value.problems[0].message
 
 
 def test_engine_output_goes_through_the_margo_info_parser(tmp_path: Path) -> None:
@@ -395,10 +398,10 @@ def test_cli_truncated_file_no_traceback(tmp_path: Path) -> None:
 
 def test_cli_engine_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                           capsys: pytest.CaptureFixture[str]) -> None:
-    engine = tmp_path / "engine"
+    engine = tmp_path / "bedrock-engine"
     engine.write_text(f"#!/bin/sh\ncat '{DATA / 'slingshot-node.margo-info.txt'}'\n")
     engine.chmod(0o755)
-    monkeypatch.setenv(ENGINE_ENV, str(engine))
+    monkeypatch.setenv(ENGINE_DIR_ENV, str(tmp_path))
     _, file = make_site(tmp_path, [CXI, TCP])
     assert main(["transports", "--site", file, "--engine", "--json", "--nodes", "2"]) == 0
     data = json.loads(capsys.readouterr().out)

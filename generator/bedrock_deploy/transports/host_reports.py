@@ -9,7 +9,6 @@ so local deployments go through the same selection path).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from bedrock_deploy.transports.margo_info import (
 )
 
 ENGINE_NAME = "bedrock-engine"
-ENGINE_ENV = "BEDROCK_DEPLOY_ENGINE"  # path of the engine binary, overrides the search
+ENGINE_DIR_ENV = "BEDROCK_DEPLOY_ENGINE_DIR"  # read by bedrock_deploy.engine
 
 
 def read_report(path: Path, what: str) -> str:
@@ -136,22 +135,21 @@ def _load_margo_info(path: Path, notes: list[str]) -> MargoInfoReport:
 
 
 def find_engine(engine: str | Path | None = None) -> Path:
-    """The embedded engine: ``engine``, $BEDROCK_DEPLOY_ENGINE, PATH, or the package's _bin/."""
-    candidates: list[Path] = []
+    """The embedded engine: ``engine`` if given, else where :mod:`bedrock_deploy.engine` finds it
+    ($BEDROCK_DEPLOY_ENGINE_DIR, the installed package's ``_bin/``, PATH)."""
+    from bedrock_deploy.engine import EngineNotFound, executable
+
     if engine is not None:
-        candidates.append(Path(engine))
-    elif os.environ.get(ENGINE_ENV):
-        candidates.append(Path(os.environ[ENGINE_ENV]))
-    else:
-        found = shutil.which(ENGINE_NAME)
-        if found:
-            candidates.append(Path(found))
-        # native/CMakeLists.txt installs the engine into the package's _bin/
-        candidates.append(Path(__file__).resolve().parent.parent / "_bin" / ENGINE_NAME)
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return c
-    looked = ", ".join(str(c) for c in candidates) or ENGINE_NAME
-    raise fail(f"the embedded engine '{ENGINE_NAME}' was not found (looked at: {looked})",
-               hint=f"build and install the package (pip install .), set {ENGINE_ENV} to the "
-               "engine binary, or give saved margo-info output instead (--margo-info FILE)")
+        path = Path(engine)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise fail(f"the engine {path} is not an executable file",
+                   hint="give the path of bedrock-engine, or saved margo-info output instead "
+                   "(--margo-info FILE)")
+    try:
+        return executable(ENGINE_NAME)
+    except EngineNotFound as err:
+        raise fail(f"the embedded engine '{ENGINE_NAME}' was not found: {err}",
+                   hint="build and install the package (pip install .), set "
+                   f"{ENGINE_DIR_ENV} to the directory holding {ENGINE_NAME}, or give saved "
+                   "margo-info output instead (--margo-info FILE)") from None
