@@ -380,6 +380,8 @@ def test_cli_nothing_usable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert rc == 2
     errors = json.loads(captured.out)["errors"]
     assert errors[0]["file"] == file and "no usable transport" in errors[0]["message"]
+    assert errors[0]["line"] == 1  # the profile is one JSON line; "transports" is on it
+    assert f"{file}:1:" in captured.err and "hint:" in captured.err
 
 
 def test_cli_truncated_file_no_traceback(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ def _run(args: argparse.Namespace) -> int:
                               fi_providers=reports.fi_providers, hg_info=reports.hg_info,
                               notes=reports.notes + probed.notes)
     selection = select_transport(loaded.profile, nodes=args.nodes, reports=reports,
-                                 prefer=args.transport, site_file=loaded.file)
+                                 prefer=args.transport, site_file=loaded.file,
+                                 locate=loaded.locate)
     if args.json:
         data = selection.to_dict()
         data["site"] = {"name": loaded.profile.name, "files": loaded.files}

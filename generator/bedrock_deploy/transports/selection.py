@@ -21,11 +21,12 @@ The rule, exactly (``select_transport``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bedrock_deploy.diagnostics import InputError, Problem
+from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation
 from bedrock_deploy.plan import TransportChoice
 from bedrock_deploy.site_profile import LauncherKind, SiteProfile, Transport, TransportScope
 from bedrock_deploy.transports.host_reports import HostReports
@@ -272,13 +273,16 @@ def _choice_for(t: Transport, spec: ProtocolSpec, site: SiteProfile, reason: str
 
 
 def select_transport(site: SiteProfile, *, nodes: int, reports: HostReports | None = None,
-                     prefer: str | None = None, site_file: str | None = None
+                     prefer: str | None = None, site_file: str | None = None,
+                     locate: Callable[[KeyPath], SourceLocation] | None = None
                      ) -> TransportSelection:
     """Choose the transport (module docstring gives the rule); InputError if none is usable.
 
     ``prefer``: name of a site transport to take instead of the ranked first (still checked);
-    ``site_file``: the profile's file, for error messages.
+    ``site_file``: the profile's file, for error messages; ``locate``: key path -> location in
+    the profile (``LoadedSite.locate``), to point errors at the ``transports`` line.
     """
+    where = locate(("transports",)) if locate is not None else None
     if nodes < 1:
         raise InputError(Problem(f"a service runs on at least 1 node, not {nodes}",
                                  path=("nodes",), file=site_file,
@@ -287,7 +291,7 @@ def select_transport(site: SiteProfile, *, nodes: int, reports: HostReports | No
     names = [t.name for t in site.transports]
     if prefer is not None and prefer not in names:
         raise InputError(Problem(f"the site has no transport named {prefer!r}",
-                                 path=("transports",), file=site_file,
+                                 path=("transports",), file=site_file, location=where,
                                  hint="use one of: " + ", ".join(names)))
 
     specs = [parse_protocol(t.protocol) for t in site.transports]
@@ -309,7 +313,7 @@ def select_transport(site: SiteProfile, *, nodes: int, reports: HostReports | No
         wanted = names.index(prefer)
         eligible = [wanted] if wanted in eligible else []
     if not eligible:
-        raise _nothing_usable(site, nodes, specs, assessed, rejected, prefer, site_file)
+        raise _nothing_usable(site, nodes, specs, assessed, rejected, prefer, site_file, where)
 
     best = eligible[0]
     verdicts = []
@@ -375,7 +379,8 @@ def _why_behind(i: int, best: int, rank: Any, names: list[str]) -> str:
 
 def _nothing_usable(site: SiteProfile, nodes: int, specs: list[ProtocolSpec],
                     assessed: list[_Assessment], rejected: dict[int, str],
-                    prefer: str | None, site_file: str | None) -> InputError:
+                    prefer: str | None, site_file: str | None,
+                    where: SourceLocation | None) -> InputError:
     lines = []
     for i, (t, spec) in enumerate(zip(site.transports, specs, strict=True)):
         why = rejected.get(i, f"usable ({assessed[i].reason}), but not the requested one")
@@ -386,4 +391,5 @@ def _nothing_usable(site: SiteProfile, nodes: int, specs: list[ProtocolSpec],
     hint = ("run these on a compute node (inside an allocation, with the service's launcher "
             "flags), then pass the files back:\n      "
             + "\n      ".join(diagnostic_commands(site)))
-    return InputError(Problem(message, path=("transports",), file=site_file, hint=hint))
+    return InputError(Problem(message, path=("transports",), file=site_file, location=where,
+                              hint=hint))
