@@ -107,3 +107,15 @@ def test_existing_bedrock_config_is_replanned() -> None:
     names = [x["name"] for x in cfg["margo"]["argobots"]["xstreams"]]
     assert names == ["progress_xstream", "__primary__", "rpc_xstream_0", "rpc_xstream_1",
                      "io_xstream_0", "io_xstream_1"]
+
+
+def test_user_configs_are_kept_as_written() -> None:
+    svc = service_from_dict({"name": "s", "components": [
+        {"name": "g", "type": "flock", "config": {"bootstrap": "mpi", "file": "mine.json"}},
+        {"name": "w", "type": "warabi", "config": {"targets": [{"type": "dummy"}]}},
+        {"name": "y", "type": "yokan"}]})
+    (cfg,) = configs(svc)
+    provs = {p["name"]: p["config"] for p in cfg["providers"]}
+    assert provs["g"] == {"bootstrap": "mpi", "file": "mine.json", "group": {"type": "static"}}
+    assert provs["w"] == {"targets": [{"type": "dummy"}]}  # no default "target" mixed in
+    assert provs["y"] == {"database": {"type": "map"}}     # the default when none is given

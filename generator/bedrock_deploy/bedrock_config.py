@@ -30,7 +30,6 @@ from typing import Any
 from bedrock_deploy.layout import PRIMARY, io_pool_of, progress_pool_of, rpc_pool_of
 from bedrock_deploy.plan import GROUP_FILE, RankLayout, Role, TransportChoice
 from bedrock_deploy.service import DEFAULT_CONFIGS, RANK0_CONDITION, Component, ServiceDescription
-from bedrock_deploy.sites import deep_merge
 
 POOL_KIND = "fifo_wait"
 POOL_ACCESS = "mpmc"
@@ -69,10 +68,15 @@ def margo_section(service: ServiceDescription, rank: RankLayout,
 
 
 def component_config(c: Component) -> dict[str, Any]:
-    config = deep_merge(DEFAULT_CONFIGS.get(c.type, {}), c.config)
+    """The provider's config: the user's as given (the type's default if none); flock
+    always gets a bootstrap, a group type and the group file when they are missing."""
     if c.type == "flock":
+        config = copy.deepcopy(c.config)
+        for key, value in DEFAULT_CONFIGS["flock"].items():
+            config.setdefault(key, copy.deepcopy(value))
         config.setdefault("file", GROUP_FILE)
-    return config
+        return config
+    return copy.deepcopy(c.config or DEFAULT_CONFIGS.get(c.type, {}))
 
 
 def provider_entry(c: Component, provider_id: int, rank: RankLayout) -> dict[str, Any]:

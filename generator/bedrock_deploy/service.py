@@ -53,7 +53,7 @@ KNOWN_LIBRARIES: dict[str, str] = {
     "mofka": "libmofka-bedrock-module.so",
 }
 
-# Defaults filled into a component's config when the user gives none (user keys win, deep merge).
+# A component's config when the user gives none (flock: each missing key is filled in).
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     "flock": {"bootstrap": "mpi", "group": {"type": "static"}},  # file: plan.GROUP_FILE
     "yokan": {"database": {"type": "map"}},
