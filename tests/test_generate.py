@@ -174,3 +174,15 @@ def test_host_reports_drive_the_transport(tmp_path: Path) -> None:
     cfg = json.loads((out / "configs" / "rank-0.json").read_text())
     assert cfg["margo"]["mercury"]["address"] == res.plan.transport.protocol
     assert res.plan.transport.protocol != "cxi://"
+
+
+def test_transport_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "dep"
+    assert main(["generate", "--site", "polaris", "--service", KV, "-o", str(out),
+                 "--transport", "tcp"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["transport"]["name"] == "tcp" and m["overrides"]["transport"] == "tcp"
+    assert main(["generate", "--site", "polaris", "--service", KV, "-o", str(tmp_path / "x"),
+                 "--transport", "nope"]) == 2
+    assert "no transport named 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -60,6 +60,7 @@ class Inputs:
     margo_info: Path | None = None
     fi_info: Path | None = None
     overrides: dict[str, int] = field(default_factory=dict)
+    transport: str | None = None  # --transport: a site transport name to use
 
     def files(self) -> list[tuple[str, Path]]:
         out = [("site", Path(f)) for f in self.site.files]
@@ -83,7 +84,7 @@ def select_transport_for(inputs: Inputs, nodes: int) -> tuple[TransportChoice, l
     """The transport chosen by :mod:`bedrock_deploy.transports`, and what was weighed."""
     reports = HostReports.from_files(inputs.margo_info, inputs.fi_info, None)
     selection = select_transport(inputs.site.profile, nodes=nodes, reports=reports,
-                                 site_file=inputs.site.file)
+                                 prefer=inputs.transport, site_file=inputs.site.file)
     choices = [Choice(f"transport candidate {v.candidate}", v.protocol, v.reason)
                for v in selection.verdicts if not v.chosen]
     choices += [Choice("transport note", n, "transport selection") for n in selection.notes]
@@ -211,7 +212,8 @@ def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
         "total_processes": plan.total_processes,
         "inputs": [{"role": role, "file": str(p.resolve()), "sha256": sha256_file(p)}
                    for role, p in inputs.files()],
-        "overrides": inputs.overrides,
+        "overrides": {**inputs.overrides,
+                      **({"transport": inputs.transport} if inputs.transport else {})},
         "transport": asdict(plan.transport),
         "layout": _layout_dict(plan.layout),
         "choices": [{"what": c.what, "value": c.value, "why": c.why} for c in plan.choices],
@@ -302,7 +304,7 @@ class Generated:
 def generate(site: str | Path, service: str | Path, out: str | Path, *, force: bool = False,
              nodes: int | None = None, ppn: int | None = None,
              margo_info: str | Path | None = None,
-             fi_info: str | Path | None = None) -> Generated:
+             fi_info: str | Path | None = None, transport: str | None = None) -> Generated:
     """Plan, validate, render and write one deployment directory (all or nothing)."""
     overrides: dict[str, int] = {}
     for key, val in (("nodes", nodes), ("ppn", ppn)):
@@ -317,7 +319,8 @@ def generate(site: str | Path, service: str | Path, out: str | Path, *, force: b
     _check_target(Path(out).absolute(), force)
     inputs = Inputs(site=load_site(site), service=load_service(service),
                     margo_info=Path(margo_info) if margo_info else None,
-                    fi_info=Path(fi_info) if fi_info else None, overrides=overrides)
+                    fi_info=Path(fi_info) if fi_info else None, overrides=overrides,
+                    transport=transport)
     plan, warnings = build_plan(inputs)
     files = render_files(plan)
     files[MANIFEST] = json.dumps(manifest(plan, inputs, files, warnings), indent=2) + "\n"

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--margo-info", metavar="F",
                    help="saved margo-info output (stdout or its JSON file) from a compute node")
     p.add_argument("--fi-info", metavar="F", help="saved fi_info output from a compute node")
+    p.add_argument("--transport", metavar="NAME",
+                   help="use this transport of the site (still checked against the reports)")
     p.add_argument("--nodes", type=int, metavar="N", help="override the service's node count")
     p.add_argument("--ppn", type=int, metavar="N",
                    help="override the service's processes per node")
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _generate(args: argparse.Namespace) -> int:
     result = generate(args.site, args.service, args.output, force=args.force,
                       nodes=args.nodes, ppn=args.ppn, margo_info=args.margo_info,
-                      fi_info=args.fi_info)
+                      fi_info=args.fi_info, transport=args.transport)
     plan = result.plan
     if args.json:
         json.dump({"output": str(result.out), "files": result.files,
