@@ -31,8 +31,9 @@ class PyServer {
     opts.context.rank = rank;
     opts.context.size = size;
     opts.primary_on_own_thread = true;
+    allgather_ = allgather;  // owned here: released with the GIL held, never by Server
     if (!allgather.is_none()) {
-      auto fn = std::make_shared<py::object>(allgather);
+      const py::object* fn = &allgather_;
       opts.allgather = [fn](const std::string& mine) {
         py::gil_scoped_acquire gil;
         py::object r = (*fn)(mine);
@@ -76,6 +77,7 @@ class PyServer {
     if (!server_) throw std::runtime_error("server is finalized");
     return *server_;
   }
+  py::object allgather_;
   std::unique_ptr<Server> server_;
 };
 
