@@ -256,7 +256,8 @@ IF_CONFIG = {
         {"name": "not_rank0", "type": "yokan",
          "__if__": "($MPI_COMM_WORLD.rank != 0) && $MPI_COMM_WORLD.size >= 2"},
         {"name": "never", "type": "yokan", "__if__": False},
-        {"name": "last", "type": "yokan", "__if__": "$MPI_COMM_WORLD.rank == $MPI_COMM_WORLD.size - 1"},
+        {"name": "last", "type": "yokan",
+         "__if__": "$MPI_COMM_WORLD.rank == $MPI_COMM_WORLD.size - 1"},
     ],
 }
 
@@ -275,7 +276,7 @@ def test_if_filters_on_mpi_rank_and_size(eng: Any, rank: int, size: int,
 
 
 def test_if_rejects_arithmetic_it_does_not_evaluate(eng: Any) -> None:
-    with pytest.raises(eng.ConfigError, match="providers\\[4\\].__if__"):
+    with pytest.raises(eng.ConfigError, match=r"providers\[4\]\.__if__"):
         eng.load_config(IF_CONFIG, rank=1, size=2)
 
 
