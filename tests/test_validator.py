@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bedrock_deploy.bedrock_validator import ConfigIssue, validate_config, validate_file
 from bedrock_deploy.cli import main
@@ -287,3 +289,39 @@ def test_array_of_configs_is_checked_element_by_element() -> None:
     issues = errors([GOOD, GOOD, GOOD], total_processes=2)
     assert [i.rule for i in issues] == [14] and "Bedrock needs 1 or one per MPI rank" in \
         issues[0].message
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["name", "pool", "pools", "type", "config", "affinity", "cpubind",
+                         "scheduler", "dependencies", "provider_id", "__if__", "bootstrap",
+                         "group", "file", "address", "kind", "access", "x"]), inner,
+        max_size=4),
+    max_leaves=12)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_validator_never_crashes(data: st.DataObject) -> None:
+    c = mutated()
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(c)[1:]))
+        parent = c
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = data.draw(json_values)
+    for issue in validate_config(c, site=SITE, total_processes=3, rank_cpus=(1, 2)):
+        assert issue.message and issue.pointer.startswith("/") and 1 <= issue.rule <= 15
+    validate_config(data.draw(json_values))
