@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.plan import Role
@@ -123,3 +127,37 @@ def test_bad_bedrock_json(tmp_path: Path) -> None:
 
 def test_rank0_condition_text() -> None:
     assert RANK0_CONDITION == "$MPI_COMM_WORLD.rank == 0"
+
+
+scalars = st.none() | st.booleans() | st.integers(-3, 70000) | st.text(max_size=6) | \
+    st.lists(st.integers(0, 3), max_size=2) | st.dictionaries(
+        st.sampled_from(["type", "pool", "x"]), st.text(max_size=3), max_size=2)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_bad_services_fail_cleanly(data: st.DataObject, tmp_path_factory: Any) -> None:
+    """Any mutation of a valid service either loads or gives located InputErrors."""
+    from ruamel.yaml import YAML
+
+    doc = YAML(typ="safe").load((EXAMPLES / "mofka-like.yaml").read_text())
+    keys = [("nodes",), ("processes_per_node",), ("threads", "rpc"), ("threads", "progress"),
+            ("placement", "smt"), ("components", 1, "rank0_only"), ("components", 3, "pool"),
+            ("components", 2, "provider_id"), ("components", 0, "name"),
+            ("components", 1, "dependencies"), ("margo",), ("components", 1, "type")]
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(keys))
+        node = doc
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = data.draw(scalars)
+    f = tmp_path_factory.mktemp("svc") / "svc.yaml"
+    buf = io.StringIO()
+    YAML().dump(doc, buf)
+    f.write_text(buf.getvalue())
+    try:
+        load_service(f)
+    except InputError as err:
+        for p in err.problems:
+            assert p.message and p.location is not None and p.location.file == str(f)
