@@ -130,6 +130,15 @@ def test_margo_info_truncated_after_a_description_line() -> None:
     assert p.location.line == 17 and "has no result row" in p.message
 
 
+def test_margo_info_usage_text_is_not_a_table() -> None:
+    usage = ("Usage: margo-info [address specifier] [-l]\n"
+             "   Run with no arguments to query available protocols.\n"
+             "      ofi+tcp://\n      na+sm://\n")
+    with pytest.raises(InputError) as err:
+        parse_margo_info(usage, "usage.txt")
+    assert "no transport rows" in only_problem(err).message
+
+
 def test_margo_info_without_rows_is_an_error() -> None:
     with pytest.raises(InputError) as err:
         parse_margo_info(text("debian12-vm.fi_info.txt"), "wrong.txt")

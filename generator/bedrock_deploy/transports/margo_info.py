@@ -139,7 +139,8 @@ def parse_margo_info(text: str, file: str) -> MargoInfoReport:
                 expect_path = "log"
             continue  # the frame, notes and hints: recognised, nothing to keep
         fields = stripped.split()
-        if _ADDRESS.match(fields[0]):
+        # a bare address is a list item (usage text, "not supported" list), not a result row
+        if _ADDRESS.match(fields[0]) and len(fields) > 1:
             rows.append(_row(fields, number, line, pending[1] if pending else None, file))
             pending = None
             continue
