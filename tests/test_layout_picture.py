@@ -280,4 +280,4 @@ def test_layout_command_rejects_bad_input_without_writing(tmp_path, capsys):
 
     assert main(["layout", "--site", "generic-slurm-tcp", "--service", str(service),
                  "--transport", "nope"]) == 2
-    assert "has no transport 'nope'" in capsys.readouterr().err
+    assert "has no transport named 'nope'" in capsys.readouterr().err

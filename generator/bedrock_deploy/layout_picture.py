@@ -248,7 +248,8 @@ def _plan_title(plan: DeploymentPlan) -> str:
     service = getattr(plan.service, "name", None)
     head = f"{service} on {plan.site.name}" if service else plan.site.name
     return (f"{head}: {plan.processes_per_node} processes per node, "
-            f"{plan.nodes} node{'s' if plan.nodes != 1 else ''}")
+            f"{plan.nodes} node{'s' if plan.nodes != 1 else ''}, "
+            f"{plan.transport.name} ({plan.transport.protocol})")
 
 
 # --------------------------------------------------------------------------- terminal

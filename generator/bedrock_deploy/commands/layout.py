@@ -10,18 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
-from bedrock_deploy.diagnostics import InputError, fail
-from bedrock_deploy.layout import plan_layout
-from bedrock_deploy.layout_picture import svg_picture, terminal_picture
+from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.generate import Inputs, build_plan
+from bedrock_deploy.layout_picture import render_svg, render_terminal
 from bedrock_deploy.service import load_service
-from bedrock_deploy.site_profile import SiteProfile, Transport, TransportScope
 from bedrock_deploy.sites import load_site
-from bedrock_deploy.topology import Topology
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,24 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--service", required=True, metavar="SVC",
                    help="service description (.yaml) or Bedrock config (.json)")
     p.add_argument("--svg", metavar="FILE", type=Path, help="also write the picture as SVG")
+    p.add_argument("--nodes", type=int, metavar="N", help="nodes (overrides the service)")
     p.add_argument("--ppn", type=int, metavar="N",
                    help="processes per node (overrides the service's processes_per_node)")
     p.add_argument("--transport", metavar="NAME",
-                   help="site transport whose NIC the layout favours (default: the first "
-                   "inter-node transport of the site)")
+                   help="use this site transport (default: chosen as `generate` does)")
     p.set_defaults(func=_layout)
-
-
-def pick_transport(site: SiteProfile, name: str | None) -> Transport:
-    """The named transport, else the site's first inter-node one (else its first)."""
-    if name is not None:
-        for t in site.transports:
-            if t.name == name:
-                return t
-        raise fail(f"site {site.name!r} has no transport {name!r}", path=("transports",),
-                   hint="use one of: " + ", ".join(t.name for t in site.transports))
-    inter = [t for t in site.transports if t.scope is TransportScope.inter_node]
-    return (inter or site.transports)[0]
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -72,29 +57,19 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _layout(args: argparse.Namespace) -> int:
-    if args.ppn is not None and args.ppn < 1:
-        raise fail(f"--ppn must be at least 1 (got {args.ppn})", hint="e.g. --ppn 8")
-    site = load_site(args.site).profile
-    loaded = load_service(args.service)
-    service = loaded.service.with_counts(ppn=args.ppn)
-    transport = pick_transport(site, args.transport)
-    topology = Topology.from_node(site.node)
-    nic_kind = transport.nic_kind.value if transport.nic_kind is not None else None
-    try:
-        layout = plan_layout(topology, service, nic_kind,
-                             uses_nic=transport.scope is TransportScope.inter_node)
-    except InputError as err:  # the planner's paths point into the service: locate them
-        raise InputError([
-            p if p.location is not None else
-            replace(p, file=f"--ppn {args.ppn}") if args.ppn is not None
-            and p.path == ("processes_per_node",) else
-            replace(p, location=loaded.locate(p.path))
-            for p in err.problems]) from None
-    title = (f"{service.name} on {site.name}: {service.processes_per_node} processes per node "
-             f"({transport.name}, {transport.protocol})")
+    overrides: dict[str, int] = {}
+    for key, val in (("nodes", args.nodes), ("ppn", args.ppn)):
+        if val is not None:
+            if val < 1:
+                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}")
+            overrides[key] = val
+    # the same plan `generate` makes (transport selection, layout, validated configs)
+    inputs = Inputs(site=load_site(args.site), service=load_service(args.service),
+                    overrides=overrides, transport=args.transport)
+    plan, _warnings = build_plan(inputs)
     if args.svg is not None:
-        write_atomically(args.svg, svg_picture(topology, layout, title))
-    Console().print(terminal_picture(topology, layout, title))
+        write_atomically(args.svg, render_svg(plan))
+    Console().print(render_terminal(plan))
     if args.svg is not None:
         print(f"wrote {args.svg}")
     return 0
