@@ -173,6 +173,10 @@ def test_fi_info_real_full_output_of_this_machine() -> None:
     assert (first.provider, first.fabric, first.domain, first.ep_type, first.protocol) == (
         "tcp;ofi_rxm", "192.0.2.0/24", "eth0", "FI_EP_RDM", "FI_PROTO_RXM")
     assert report.domains_for("tcp") == ("eth0", "lo")
+    assert report.fabrics_for("tcp") == ("192.0.2.0/24", "fe80::/64", "fd00::/64",
+                                         "127.0.0.1/32", "::1/128")
+    assert report.ep_types_for("tcp") == ("FI_EP_RDM", "FI_EP_MSG")
+    assert set(report.ep_types_for("sockets")) == {"FI_EP_MSG", "FI_EP_DGRAM", "FI_EP_RDM"}
     assert report.entries_for("verbs") == ()
     assert report.unknown_lines == ()
 

@@ -84,6 +84,14 @@ class FiInfoReport:
         return tuple(dict.fromkeys(e.domain for e in self.entries_for(core_provider)
                                    if e.domain))
 
+    def fabrics_for(self, core_provider: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e.fabric for e in self.entries_for(core_provider)
+                                   if e.fabric))
+
+    def ep_types_for(self, core_provider: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e.ep_type for e in self.entries_for(core_provider)
+                                   if e.ep_type))
+
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "format": self.format, "getinfo_error": self.getinfo_error,
                 "providers": list(self.providers),

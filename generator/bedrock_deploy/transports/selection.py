@@ -171,8 +171,7 @@ def _assess(spec: ProtocolSpec, reports: HostReports) -> _Assessment:
 
     if fi is not None and provider:
         if fi_domains:
-            entries = fi.entries_for(provider)
-            types = _listing([e.ep_type for e in entries if e.ep_type])
+            types = _listing(fi.ep_types_for(provider))
             text = f"{fi_note} ({fi.file}, endpoint types {types}); not confirmed by margo-info"
             if spec.family == "verbs":
                 text += (" (verbs also needs an IPoIB address, which fi_info does not check: "
