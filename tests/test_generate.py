@@ -186,3 +186,15 @@ def test_transport_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
                  "--transport", "nope"]) == 2
     assert "no transport named 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_yaml_naming_a_bedrock_config(tmp_path: Path) -> None:
+    out = tmp_path / "dep"
+    generate("polaris", share_path("examples", "mofka-from-config.yaml"), out)
+    m = json.loads((out / "manifest.json").read_text())
+    roles = [i["role"] for i in m["inputs"]]
+    assert "bedrock-config" in roles and "service" in roles
+    cfg = json.loads((out / "configs" / "rank-0.json").read_text())
+    assert [p["name"] for p in cfg["providers"]] == ["group_manager", "master", "data",
+                                                     "io_controller"]
+    assert sum(x["name"].startswith("rpc_") for x in cfg["margo"]["argobots"]["xstreams"]) == 2

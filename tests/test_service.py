@@ -161,3 +161,29 @@ def test_bad_services_fail_cleanly(data: st.DataObject, tmp_path_factory: Any) -
     except InputError as err:
         for p in err.problems:
             assert p.message and p.location is not None and p.location.file == str(f)
+
+
+def test_yaml_with_bedrock_config() -> None:
+    loaded = load_service(EXAMPLES / "mofka-from-config.yaml")
+    svc = loaded.service
+    assert loaded.extra_files == [str(EXAMPLES / "mofka-config.json")]
+    assert [c.name for c in svc.components] == ["group_manager", "master", "data",
+                                                "io_controller"]
+    assert svc.threads.rpc == 2                      # the YAML wins
+    assert svc.threads.progress.value == "dedicated"  # from use_progress_thread
+    assert svc.io_xstreams == 2                      # the config's io xstreams
+    assert svc.placement.too_few_cores.value == "share"
+
+
+def test_bedrock_config_and_components_conflict(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text((EXAMPLES / "mofka-config.json").read_text())
+    f = write(tmp_path, "name: s\nbedrock_config: c.json\ncomponents:\n"
+              "  - {name: g, type: flock}\n")
+    with pytest.raises(InputError) as exc:
+        load_service(f)
+    (p,) = exc.value.problems
+    assert "either 'components' or 'bedrock_config'" in p.message
+    assert p.location is not None and p.location.line == 3
+    f = write(tmp_path, "name: s\nbedrock_config: nope.json\n")
+    with pytest.raises(InputError, match="not found"):
+        load_service(f)

@@ -65,6 +65,7 @@ class Inputs:
     def files(self) -> list[tuple[str, Path]]:
         out = [("site", Path(f)) for f in self.site.files]
         out.append(("service", Path(self.service.file)))
+        out += [("bedrock-config", Path(f)) for f in self.service.extra_files]
         if self.margo_info is not None:
             out.append(("margo-info", self.margo_info))
         if self.fi_info is not None:
@@ -101,7 +102,11 @@ def _locate_service_problems(err: InputError, loaded: LoadedService,
             out.append(replace(p, file=f"--ppn {overrides['ppn']}"))
         else:
             path = p.path if loaded.kind == "yaml" else ()
-            out.append(replace(p, location=loaded.locate(path)))
+            hint = p.hint
+            if loaded.kind == "bedrock-json" and p.path == ("processes_per_node",):
+                hint = (f"{hint}; to set threads or placement for a Bedrock config, write a "
+                        f"service YAML with 'bedrock_config: {Path(loaded.file).name}'")
+            out.append(replace(p, location=loaded.locate(path), hint=hint))
     return InputError(out)
 
 

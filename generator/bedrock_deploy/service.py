@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
 from bedrock_deploy.plan import Role
 from bedrock_deploy.validation import validate_model
-from bedrock_deploy.yaml_source import Locations, locate, parse_yaml
+from bedrock_deploy.yaml_source import Locations, YamlDocument, locate, parse_yaml
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RANK0_CONDITION = "$MPI_COMM_WORLD.rank == 0"  # mofka docs/_code/advanced-config.json
@@ -189,6 +189,10 @@ class ServiceDescription(_Strict):
     components: list[Component] = Field(min_length=1, description="Bedrock providers to run")
     extra_libraries: list[str] = Field(
         default_factory=list, description="more module libraries to load (e.g. mofka's)")
+    bedrock_config: str | None = Field(
+        default=None, description="an existing Bedrock JSON config (path relative to this "
+        "file) whose providers and libraries to run instead of 'components'; its margo "
+        "section is re-planned with this file's threads and placement")
 
     @property
     def uses_io_pool(self) -> bool:
@@ -286,6 +290,7 @@ class LoadedService:
     locations: Locations = field(default_factory=dict)
     kind: Literal["yaml", "bedrock-json"] = "yaml"
     notes: list[str] = field(default_factory=list)
+    extra_files: list[str] = field(default_factory=list)  # a YAML's bedrock_config
 
     def locate(self, path: KeyPath) -> SourceLocation:
         return locate(self.locations, path, self.file)
@@ -389,9 +394,7 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
     return service, notes
 
 
-def load_service(path: str | Path) -> LoadedService:
-    """Load a YAML service description, or an existing Bedrock JSON config (``.json``)."""
-    p = Path(path)
+def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -410,16 +413,66 @@ def load_service(path: str | Path) -> LoadedService:
         raise fail("a service description is a mapping" if not is_json else
                    "a Bedrock config is a JSON object", location=doc.locate(()), file=str(p),
                    hint="start with 'name: my-service'" if not is_json else "start with '{'")
+    return doc, is_json
+
+
+def _with_bedrock_config(doc: YamlDocument, p: Path) -> tuple[dict[str, Any], list[str], str]:
+    """A YAML service naming ``bedrock_config``: its providers, with the YAML's threads."""
+    ref = doc.data["bedrock_config"]
+    where = doc.locate(("bedrock_config",))
+    if not isinstance(ref, str):
+        raise fail("bedrock_config is the path of a Bedrock JSON config",
+                   path=("bedrock_config",), location=where)
+    if "components" in doc.data:
+        raise fail("give either 'components' or 'bedrock_config', not both",
+                   path=("components",), location=doc.locate(("components",)),
+                   hint="the providers come from the Bedrock config")
+    jp = Path(ref) if Path(ref).is_absolute() else p.parent / ref
+    if not jp.is_file():
+        raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
+                   location=where, hint="give a path relative to this file")
+    jdoc, is_json = _read_doc(jp)
+    if not is_json:
+        raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
+                   location=where)
+    derived, notes = _from_bedrock_json(jdoc.data, str(jp), jdoc.locate)
+    data = dict(doc.data)
+    data["components"] = [c.model_dump(mode="json", exclude_none=True)
+                          for c in derived.components]
+    data["extra_libraries"] = list(derived.extra_libraries) + list(
+        data.get("extra_libraries", []) or [])
+    threads = data.get("threads", {})
+    if isinstance(threads, dict):
+        data["threads"] = {**derived.threads.model_dump(mode="json", exclude_unset=True),
+                           **threads}
+    return data, notes, str(jp)
+
+
+def load_service(path: str | Path) -> LoadedService:
+    """Load a YAML service description, or an existing Bedrock JSON config (``.json``)."""
+    p = Path(path)
+    doc, is_json = _read_doc(p)
     if is_json:
         service, notes = _from_bedrock_json(doc.data, str(p), doc.locate)
         return LoadedService(service=service, file=str(p), locations=doc.locations,
                              kind="bedrock-json", notes=notes)
-    service = validate_model(ServiceDescription, doc.data, doc.locate)
-    problems = [Problem(x.message, path=x.path, location=doc.locate(x.path), hint=x.hint)
+    data, notes, extra = doc.data, [], []
+    if "bedrock_config" in doc.data:
+        data, notes, json_file = _with_bedrock_config(doc, p)
+        extra = [json_file]
+
+    def where(path: KeyPath) -> SourceLocation:
+        if extra and path[:1] == ("components",):
+            return doc.locate(("bedrock_config",))
+        return doc.locate(path)
+
+    service = validate_model(ServiceDescription, data, where)
+    problems = [Problem(x.message, path=x.path, location=where(x.path), hint=x.hint)
                 for x in check_service(service)]
     if problems:
         raise InputError(problems)
-    return LoadedService(service=service, file=str(p), locations=doc.locations)
+    return LoadedService(service=service, file=str(p), locations=doc.locations, notes=notes,
+                         extra_files=extra)
 
 
 def service_from_dict(data: dict[str, Any], file: str = "<service>") -> ServiceDescription:
