@@ -33,13 +33,13 @@ PPN = 2
 pytestmark = [pytest.mark.engine]
 
 
-def _engine_dir() -> Path:
+def _engine_dir(mpi: bool = True) -> Path:
     d = Path(embedded_engine_dir())
     missing = [t for t in ("bedrock-engine", "bedrock-engine-query", "bedrock-engine-shutdown")
                if not (d / t).is_file()]
     if missing:
         pytest.skip(f"compiled engine not installed in {d} (missing {', '.join(missing)})")
-    if not (d / MPI_DAEMON).exists() and shutil.which(MPI_DAEMON) is None:
+    if mpi and not (d / MPI_DAEMON).exists() and shutil.which(MPI_DAEMON) is None:
         pytest.skip(f"{MPI_DAEMON} (the engine's MPI entry point) is not installed")
     return d
 
@@ -50,8 +50,25 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300
                           text=True, env=env, timeout=timeout)
 
 
-def generate(site: str, out: Path, *extra: str) -> Path:
-    done = cli("generate", "--site", site, "--service", str(KV), "-o", str(out),
+# The same service without flock: no MPI bootstrap; readiness from the engines' log lines.
+KV_NO_GROUP = """name: kvn
+nodes: 1
+processes_per_node: 2
+threads: {progress: dedicated, rpc: 1, primary: shared}
+placement: {smt: avoid, too_few_cores: share}
+components:
+  - {name: kv, type: yokan, config: {database: {type: map}}}
+"""
+
+
+def no_group_service(tmp_path: Path) -> Path:
+    path = tmp_path / "kv-no-group.yaml"
+    path.write_text(KV_NO_GROUP)
+    return path
+
+
+def generate(site: str, out: Path, *extra: str, service: Path = KV) -> Path:
+    done = cli("generate", "--site", site, "--service", str(service), "-o", str(out),
                "--nodes", "1", "--ppn", str(PPN), *extra)
     assert done.returncode == 0, done.stderr
     return out
@@ -82,16 +99,20 @@ def wait_gone(directory: Path, timeout: float = 20) -> list[str]:
     return left
 
 
-def check_service_ran(directory: Path) -> None:
+def check_service_ran(directory: Path, group: bool = True) -> None:
     """Group file lists every rank; each engine's xstreams are pinned as its config says."""
-    group = json.loads((directory / "run" / "group.json").read_text())
-    addresses = [m["address"] for m in group["members"]]
-    assert len(addresses) == PPN and len(set(addresses)) == PPN
     report = json.loads((directory / "run" / "query.json").read_text())
-    assert sorted(report) == sorted(addresses)
+    assert len(report) == PPN
+    if group:
+        members = json.loads((directory / "run" / "group.json").read_text())["members"]
+        addresses = [m["address"] for m in members]
+        assert len(addresses) == PPN and len(set(addresses)) == PPN
+        assert sorted(report) == sorted(addresses)
+    assert sorted(e["bedrock_engine"]["rank"] for e in report.values()) == list(range(PPN))
     for engine in report.values():
         rank = engine["bedrock_engine"]["rank"]
-        assert engine["bedrock_engine"]["size"] == PPN
+        if group:  # an MPI world of every rank
+            assert engine["bedrock_engine"]["size"] == PPN
         config = json.loads((directory / "configs" / f"rank-{rank % PPN}.json").read_text())
         planned = {x["name"]: sorted(x.get("affinity") or [x["cpubind"]])
                    for x in config["margo"]["argobots"]["xstreams"]
@@ -109,22 +130,24 @@ def check_service_ran(directory: Path) -> None:
 
 
 @pytest.mark.slurm
-def test_slurm_submit_reaches_completed(tmp_path: Path, local_slurm: str) -> None:
-    _engine_dir()
-    dep = generate("local-slurm", tmp_path / "dep")
+@pytest.mark.parametrize("group", [True, False], ids=["flock-mpi", "no-group"])
+def test_slurm_submit_reaches_completed(tmp_path: Path, local_slurm: str, group: bool) -> None:
+    _engine_dir(mpi=group)
+    service = KV if group else no_group_service(tmp_path)
+    dep = generate("local-slurm", tmp_path / "dep", service=service)
     assert (dep / "scripts" / "job.sbatch").is_file()
     env = {**os.environ, "SBATCH_PARTITION": "no-such-partition"}  # must be ignored
     done = cli("submit", str(dep), "--duration", "2", env=env, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "COMPLETED" in done.stderr
-    out = next((dep / "run" / "logs").glob("kv-*.out")).read_text()
+    out = next((dep / "run" / "logs").glob("kv*.out")).read_text()
     assert "ready: 2 rank(s) answer" in out and "exit status 0" in out
     # srun bound each local rank to exactly its layout CPUs (cpu-bind=verbose lines)
     assert out.count("cpu-bind=MASK") == PPN
-    check_service_ran(dep)
+    check_service_ran(dep, group=group)
     assert not wait_gone(dep)
     squeue = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
-    assert "kv" not in squeue
+    assert dep.name not in squeue and " kv" not in squeue
 
 
 def test_submit_dry_run_prints_the_command(tmp_path: Path) -> None:
@@ -152,31 +175,33 @@ def _hydra_site(tmp_path: Path) -> Path:
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("group", [True, False], ids=["flock-mpi", "no-group"])
 @pytest.mark.parametrize("flavour", ["openmpi", "mpich"])
-def test_mpirun_script_runs_the_service(tmp_path: Path, flavour: str) -> None:
-    _engine_dir()
+def test_mpirun_script_runs_the_service(tmp_path: Path, flavour: str, group: bool) -> None:
+    _engine_dir(mpi=group)
     site = "local" if flavour == "openmpi" else str(_hydra_site(tmp_path))
-    dep = generate(site, tmp_path / "dep")
+    service = KV if group else no_group_service(tmp_path)
+    dep = generate(site, tmp_path / "dep", service=service)
     text = (dep / "scripts" / "run.sh").read_text()
     assert ("mpirun.openmpi" if flavour == "openmpi" else "mpiexec.mpich") in text
     env = {**os.environ, "SERVICE_DURATION": "1"}
     done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    check_service_ran(dep)
+    check_service_ran(dep, group=group)
     assert not wait_gone(dep)
 
 
 @pytest.mark.mpi
 def test_profile_values_cannot_inject_commands(tmp_path: Path) -> None:
-    _engine_dir()
+    _engine_dir(mpi=False)
     marker = Path(f"/tmp/pwned-{uuid.uuid4().hex}")
     evil = {"BD_SUBST": f"$(touch {marker})", "BD_SEMI": f"x; touch {marker}-2; rm -rf {marker}",
             "BD_TICK": f"`touch {marker}-3`"}
     site = tmp_path / "local-evil.yaml"
     site.write_text("name: local-evil\nextends: local\nenv:\n" + "".join(
         f"  {k}: {json.dumps(v)}\n" for k, v in evil.items()))
-    dep = generate(str(site), tmp_path / "dep")
+    dep = generate(str(site), tmp_path / "dep", service=no_group_service(tmp_path))
     seen = tmp_path / "seen.txt"
     env = {**os.environ, "SERVICE_DURATION": "0",
            "BEDROCK_DEPLOY_CLIENT": f"printenv BD_SUBST BD_SEMI BD_TICK > {seen}"}
