@@ -848,7 +848,8 @@ class SmClientConnection : public ClientConnection {
       if (!in_->has_data()) {
         bool sock_event = false;
         wait_readable(efd_client_.get(), sock_.get(), xs ? 1 : 100, &sock_event);
-        if (sock_event) check_alive();
+        // A response written just before the engine closed the socket is still in the ring.
+        if (sock_event && !in_->has_data()) check_alive();
       }
       in_->set_sleeping(false);
       drain_eventfd(efd_client_.get());
