@@ -237,3 +237,29 @@ def test_rank_exec_without_a_launcher_says_so(tmp_path: Path) -> None:
     done = subprocess.run(["bash", str(dep / "scripts" / "rank-exec.sh")], capture_output=True,
                           text=True, env=env, timeout=60)
     assert done.returncode == 64 and f"runs {PPN} process(es) per node" in done.stderr
+
+
+@pytest.mark.mpi
+def test_submit_runs_the_script_directly_without_a_scheduler(tmp_path: Path) -> None:
+    _engine_dir(mpi=False)
+    dep = generate("local", tmp_path / "dep", service=no_group_service(tmp_path))
+    done = cli("submit", str(dep), "--duration", "1",
+               "--client", f"test -s {dep}/run/query.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "service came up and stopped cleanly" in done.stderr
+    log = (dep / "run" / "logs" / "run.out").read_text()
+    assert "running the client" in log and "exit status 0" in log
+    check_service_ran(dep, group=False)
+    assert not wait_gone(dep)
+
+
+@pytest.mark.mpi
+def test_failing_client_gives_exit_status_6(tmp_path: Path) -> None:
+    _engine_dir(mpi=False)
+    dep = generate("local", tmp_path / "dep", service=no_group_service(tmp_path))
+    env = {**os.environ, "BEDROCK_DEPLOY_CLIENT": "exit 9"}
+    done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 6, done.stderr
+    assert "the client exited with status 9" in done.stderr
+    assert not wait_gone(dep)

@@ -87,7 +87,8 @@ def cpus_per_task(plan: DeploymentPlan) -> int:
 # Which srun --mpi plugin an MPI needs (hpc-local.md §4: Open MPI needs pmix, MPICH pmi2; the
 # wrong pairing silently starts singletons). Cray MPICH uses cray_shasta.
 _SRUN_MPI_FOR = (("cray-mpich", "cray_shasta"), ("openmpi", "pmix"), ("mpich", "pmi2"),
-                 ("intel-oneapi-mpi", "pmi2"), ("mvapich", "pmi2"))
+                 ("intel-oneapi-mpi", "pmi2"), ("intel-mpi", "pmi2"), ("mvapich", "pmi2"),
+                 ("mvapich2", "pmi2"))
 
 
 def srun_mpi_plugin(plan: DeploymentPlan) -> tuple[str | None, str]:
