@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -39,8 +38,9 @@ def _engine_dir(mpi: bool = True) -> Path:
                if not (d / t).is_file()]
     if missing:
         pytest.skip(f"compiled engine not installed in {d} (missing {', '.join(missing)})")
-    if mpi and not (d / MPI_DAEMON).exists() and shutil.which(MPI_DAEMON) is None:
-        pytest.skip(f"{MPI_DAEMON} (the engine's MPI entry point) is not installed")
+    if mpi and subprocess.run([sys.executable, "-c", "import bedrock_deploy.engine_mpi, mpi4py"],
+                              capture_output=True).returncode != 0:
+        pytest.skip(f"{MPI_DAEMON} (bedrock_deploy.engine_mpi + mpi4py) is not installed")
     return d
 
 

@@ -315,7 +315,7 @@ def test_engine_tools_follow_the_engine_kind() -> None:
     assert f"ENGINE_DIR={ENGINE_DIR}\nENGINE_DIR=${{BEDROCK_DEPLOY_ENGINE_DIR:-$ENGINE_DIR}}" \
         in text
     # flock bootstraps through MPI: the engine starts through its mpi4py entry point
-    assert '"$ENGINE_DIR/bedrock-engine-mpi" "$PROTOCOL" -c "$CONFIG"' in \
+    assert '("$PYTHON" -m bedrock_deploy.engine_mpi "$PROTOCOL" -c "$CONFIG")' in \
         embedded["scripts/rank-exec.sh"]
     plain = render_scripts(make_plan(site, files, flock=False))["scripts/rank-exec.sh"]
     assert 'bd_engine=("$ENGINE_DIR/bedrock-engine" "$PROTOCOL" -c "$CONFIG")' in plain

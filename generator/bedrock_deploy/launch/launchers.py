@@ -219,7 +219,7 @@ class MpirunOpenMpi(Launcher):
         if self.site.engine == EngineKind.spack:
             forwarded.append("LD_LIBRARY_PATH")  # set by the Spack environment (dlopen of modules)
         else:
-            forwarded.append("BEDROCK_DEPLOY_ENGINE_DIR")
+            forwarded += ["BEDROCK_DEPLOY_ENGINE_DIR", "BEDROCK_DEPLOY_PYTHON"]
         forwarded += [*self.site.env, *plan.transport.env, *self.site.launcher.env]
         for name in dict.fromkeys(forwarded):
             argv += ["-x", name]

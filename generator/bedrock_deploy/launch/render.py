@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,7 @@ def script_context(plan: DeploymentPlan) -> dict[str, Any]:
         "daemon": daemon,
         "needs_mpi": needs_mpi(plan),
         "mpi_daemon": MPI_DAEMON,
+        "python": sys.executable,
         "query": query,
         "shutdown": shutdown,
         "modules": site.spack.modules,
