@@ -263,3 +263,46 @@ def test_failing_client_gives_exit_status_6(tmp_path: Path) -> None:
     assert done.returncode == 6, done.stderr
     assert "the client exited with status 9" in done.stderr
     assert not wait_gone(dep)
+
+
+@pytest.mark.mpi
+def test_sigterm_shuts_the_service_down_cleanly(tmp_path: Path) -> None:
+    _engine_dir(mpi=False)
+    dep = generate("local", tmp_path / "dep", service=no_group_service(tmp_path))
+    proc = subprocess.Popen(["bash", str(dep / "scripts" / "run.sh")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        end = time.monotonic() + 120
+        while not (dep / "run" / "ready").exists() and proc.poll() is None:
+            assert time.monotonic() < end, "service not ready"
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[0]
+        proc.terminate()
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "received SIGTERM: stopping the service" in out
+    # Stopped through the shutdown tool, not killed: every engine logged the remote shutdown.
+    for log in (dep / "run" / "logs").glob("engine-*.log"):
+        assert "Shutdown requested remotely" in log.read_text(), log.read_text()
+    assert not wait_gone(dep)
+
+
+@pytest.mark.mpi
+def test_engine_failing_at_start_gives_exit_status_4(tmp_path: Path) -> None:
+    _engine_dir(mpi=False)
+    dep = generate("local", tmp_path / "dep", service=no_group_service(tmp_path))
+    config_file = dep / "configs" / "rank-1.json"
+    config = json.loads(config_file.read_text())
+    for xstream in config["margo"]["argobots"]["xstreams"]:
+        xstream["affinity"] = [os.cpu_count() or 1]  # a CPU that does not exist
+    config_file.write_text(json.dumps(config))
+    env = {**os.environ, "BEDROCK_DEPLOY_READY_TIMEOUT": "60"}
+    done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 4, done.stderr
+    assert "before the service was ready" in done.stderr
+    assert "engine-" in done.stderr  # the failing engine's log is shown
+    assert not wait_gone(dep)
