@@ -306,3 +306,25 @@ def test_engine_failing_at_start_gives_exit_status_4(tmp_path: Path) -> None:
     assert "before the service was ready" in done.stderr
     assert "engine-" in done.stderr  # the failing engine's log is shown
     assert not wait_gone(dep)
+
+
+@pytest.mark.slurm
+def test_slurm_submit_no_wait_returns_the_job(tmp_path: Path, local_slurm: str) -> None:
+    _engine_dir(mpi=False)
+    dep = generate("local-slurm", tmp_path / "dep", service=no_group_service(tmp_path))
+    done = cli("submit", str(dep), "--no-wait", "--duration", "1")
+    assert done.returncode == 0, done.stderr
+    job_id = done.stderr.split("submitted job ", 1)[1].split()[0]
+    from bedrock_deploy.launch.schedulers import Slurm
+
+    end = time.monotonic() + 120
+    status = None
+    while time.monotonic() < end:
+        query = subprocess.run(Slurm.status_argv(job_id), capture_output=True, text=True)
+        status = Slurm.parse_status(query.stdout)
+        if status and status.finished:
+            break
+        time.sleep(0.5)
+    assert status and status.state == "COMPLETED", status
+    check_service_ran(dep, group=False)
+    assert not wait_gone(dep)

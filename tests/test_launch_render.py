@@ -333,3 +333,25 @@ def test_scheduler_status_parsing() -> None:
     assert failed and failed.finished and not failed.succeeded
     assert Slurm.parse_status("slurm_load_jobs error: Invalid job id specified") is None
     assert Slurm.parse_job_id("12\n") == "12" and Slurm.parse_job_id("13;cluster\n") == "13"
+
+
+def test_flux_batch_script() -> None:
+    site, files = site_with("generic-slurm-tcp", scheduler={"type": "flux", "time": "01:00"},
+                            launcher={"type": "flux-run"})
+    plan = make_plan(site, files)
+    rendered = render_scripts(plan)
+    text = rendered["scripts/job.flux"]
+    assert "#flux: -N 2" in text and "#flux: -t 3600s" in text
+    assert "#flux: --output=run/logs/{{name}}-{{id}}.out" in text
+    argv = _launch_array(text)
+    assert argv[:2] == ["flux", "run"] and "cpu-affinity=off" in argv
+    assert 'exec taskset -c "$CPUS"' in rendered["scripts/rank-exec.sh"]  # binds itself
+
+
+def test_pbs_submit_passes_the_environment_with_v(tmp_path: Path) -> None:
+    from bedrock_deploy.launch.schedulers import Pbs
+
+    argv = Pbs.submit_argv(tmp_path, tmp_path / "run" / "logs", "kv",
+                           {"BEDROCK_DEPLOY_DIR": str(tmp_path), "SERVICE_DURATION": "5"})
+    assert argv[0] == "qsub" and argv[-1] == str(tmp_path / "scripts" / "job.pbs")
+    assert argv[argv.index("-v") + 1] == f"BEDROCK_DEPLOY_DIR={tmp_path},SERVICE_DURATION=5"
