@@ -144,10 +144,10 @@ def _submit(args: argparse.Namespace) -> int:
 def _print_dry_run(argv: list[str], extra: dict[str, str], directory: Path,
                    dropped: list[str] | None) -> None:
     print(f"cd {shlex.quote(str(directory))}")
-    settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in extra.items())
-    print(f"{settings} {shlex.join(argv)}")
     if dropped:
         print("unset " + " ".join(dropped))
+    settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in extra.items())
+    print(f"{settings} {shlex.join(argv)}")
 
 
 def _follow(sched: type[Scheduler], job_id: str, poll: float,
