@@ -199,6 +199,7 @@ class Progress(Protocol):
 
     def stage(self, name: str, total: int) -> None: ...
     def advance(self, name: str, completed: int) -> None: ...
+    def close(self) -> None: ...
 
 
 class _NoProgress:
@@ -206,6 +207,9 @@ class _NoProgress:
         pass
 
     def advance(self, name: str, completed: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -267,6 +271,21 @@ def run_processes(session: int, directory: Path) -> dict[int, str]:
     return found
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc/*/stat)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] not in {"Z", "X"}:
+            out.append(int(entry.name))
+    return out
+
+
 class LaunchedService:
     """The generated launch script, running in its own session (so a Ctrl-C meant for ``up``
     does not reach mpirun unannounced: ``up`` decides how the service stops)."""
@@ -292,14 +311,24 @@ class LaunchedService:
             return ""
         return "\n".join(text[-lines:])
 
-    def stop(self, timeout: float, force: Callable[[], bool]) -> tuple[int | None, bool]:
-        """SIGTERM to the script (its trap shuts the engines down and waits for mpirun); after
-        ``timeout`` s, or at once when ``force()`` turns true, SIGKILL its whole session.
-        Returns (exit status, whether it had to be killed)."""
+    def stop(self, timeout: float, force: Callable[[], bool], *, ready: bool = True
+             ) -> tuple[int | None, bool]:
+        """SIGTERM to the script (its trap shuts the engines down through the group file and
+        waits for the launcher); after ``timeout`` s, or at once when ``force()`` turns true,
+        SIGKILL its whole session. Before the service is ready there is no complete group file
+        to shut down through, and the script would wait its stop timeout before signalling the
+        launcher: the script's children (the launcher, a sleep, a query) get SIGTERM at once
+        instead, as the script itself does last (mpirun forwards it to the engines, which
+        finalize). Returns (exit status, whether it had to be killed)."""
         forced = False
         if self.running():
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
+            if not ready:
+                time.sleep(0.3)  # let the trap run first
+                for pid in children(self.pid):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGTERM)
             end = time.monotonic() + timeout
             while self.running() and time.monotonic() < end and not force():
                 time.sleep(0.05)
@@ -499,12 +528,13 @@ def xstream_rows(member: Member, report: dict[str, Any], config: dict[str, Any],
 
 
 def stop_service(service: LaunchedService, client: Any, addresses: list[str],
-                 stop_timeout: float, guard: SignalGuard) -> StopResult:
+                 stop_timeout: float, guard: SignalGuard, *, ready: bool = True) -> StopResult:
     """Stop the script (SIGTERM, its trap shuts the engines down), then check nothing is left.
     A signal arriving meanwhile does not cut this short: it kills what is left at once."""
     guard.armed = False
     seen = guard.count
-    status, forced = service.stop(stop_timeout + 15, force=lambda: guard.count > seen)
+    status, forced = service.stop(stop_timeout + 15, force=lambda: guard.count > seen,
+                                  ready=ready)
     leftover = run_processes(service.pid, service.directory)
     end = time.monotonic() + 5
     while leftover and time.monotonic() < end:
@@ -604,6 +634,7 @@ def up(opts: UpOptions, *, progress: Progress | None = None,
             service = LaunchedService(directory, str(info["script"]), env)
             result.script_pid = service.pid
             addresses = wait_ready(service, result.processes, opts.timeout + 5, progress)
+            progress.close()
             _exercise(result, client, addresses, directory, opts.keys)
             if on_up:
                 on_up(result)
@@ -614,10 +645,12 @@ def up(opts: UpOptions, *, progress: Progress | None = None,
                               f"{service.proc.returncode})", hint=f"see {service.log}",
                               details=service.log_tail())
         except BaseException as exc:
+            progress.close()
             if isinstance(exc, Interrupted):
                 exc.result = result
             if service is not None:
-                result.stop = stop_service(service, client, addresses, opts.stop_timeout, guard)
+                result.stop = stop_service(service, client, addresses, opts.stop_timeout, guard,
+                                           ready=bool(addresses))
             raise
         if opts.keep:
             result.kept = True
