@@ -328,3 +328,25 @@ def test_slurm_submit_no_wait_returns_the_job(tmp_path: Path, local_slurm: str) 
     assert status and status.state == "COMPLETED", status
     check_service_ran(dep, group=False)
     assert not wait_gone(dep)
+
+
+@pytest.mark.mpi
+def test_site_hooks_run_in_order(tmp_path: Path) -> None:
+    _engine_dir(mpi=False)
+    trace = tmp_path / "trace.txt"
+    site = tmp_path / "local-hooks.yaml"
+    site.write_text(
+        "name: local-hooks\nextends: local\nhooks:\n"
+        f"  before_modules: ['echo before_modules >> {trace}']\n"
+        f"  before_launch: ['echo before_launch \"$PROTOCOL\" >> {trace}']\n"
+        f"  after: ['echo after >> {trace}']\n")
+    dep = generate(str(site), tmp_path / "dep", service=no_group_service(tmp_path))
+    env = {**os.environ, "SERVICE_DURATION": "0",
+           "BEDROCK_DEPLOY_CLIENT": f"echo client >> {trace}"}
+    done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    protocol = json.loads((dep / "scripts" / "launch.json").read_text())["protocol"]
+    assert trace.read_text().splitlines() == [
+        "before_modules", f"before_launch {protocol}", "client", "after"]
+    assert not wait_gone(dep)
