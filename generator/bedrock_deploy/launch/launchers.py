@@ -211,7 +211,7 @@ class MpirunOpenMpi(Launcher):
                  "xstreams; rank-exec.sh binds each rank to its layout CPUs"
                  if is_pinned(plan) else "--bind-to none: the layout does not pin"]
         cores = len(Topology.from_node(self.site.node).usable_cores)
-        if ppn > cores:
+        if ppn > cores and "--oversubscribe" not in self.site.launcher.flags:
             argv.append("--oversubscribe")
             notes.append(f"--oversubscribe: {ppn} ranks per node on {cores} usable cores")
         # mpirun forwards only what -x names to the ranks of other nodes.
