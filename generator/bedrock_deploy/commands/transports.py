@@ -60,17 +60,19 @@ def _run(args: argparse.Namespace) -> int:
     selection = select_transport(loaded.profile, nodes=args.nodes, reports=reports,
                                  prefer=args.transport, site_file=loaded.file,
                                  locate=loaded.locate)
+    ignored = reports.unknown_line_notes()
     if args.json:
         data = selection.to_dict()
         data["site"] = {"name": loaded.profile.name, "files": loaded.files}
+        data["ignored_lines"] = ignored
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    _print(selection, loaded.profile.name)
+    _print(selection, loaded.profile.name, ignored)
     return 0
 
 
-def _print(selection: TransportSelection, site: str) -> None:
+def _print(selection: TransportSelection, site: str, ignored: list[str]) -> None:
     console = Console(highlight=False)
     c = selection.choice
     console.print(Text(f"site {site}, {selection.nodes} node(s)", style="bold"))
@@ -95,5 +97,5 @@ def _print(selection: TransportSelection, site: str) -> None:
                ("mercury", json.dumps(c.mercury) if c.mercury else "-")]
     for key, value in details:
         console.print(Text(f"  {key}: {value}"), soft_wrap=True)
-    for note in selection.notes:
+    for note in [*selection.notes, *ignored]:
         console.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)

@@ -108,6 +108,18 @@ class HostReports:
             raise InputError(problems) from None
         return cls(margo_info=report, notes=(f"probed by the embedded engine: {label}",))
 
+    def unknown_line_notes(self, limit: int = 3) -> list[str]:
+        """One note per report holding lines its parser did not recognise (kept, not fatal)."""
+        notes = []
+        for r in (self.margo_info, self.fi_info, self.fi_providers, self.hg_info):
+            if r is not None and r.unknown_lines:
+                shown = "; ".join(f"line {u.line}: {u.text.strip()!r}"
+                                  for u in r.unknown_lines[:limit])
+                more = len(r.unknown_lines) - limit
+                notes.append(f"{r.file}: {len(r.unknown_lines)} unrecognised line(s) ignored "
+                             f"({shown}{f'; and {more} more' if more > 0 else ''})")
+        return notes
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "margo_info": self.margo_info.to_dict() if self.margo_info else None,
