@@ -225,7 +225,8 @@ void Xstream::loop() {
     }
     // Spin briefly before sleeping: a hand-off between xstreams stays in the microseconds.
     if (++idle < 2000) {
-      __builtin_ia32_pause();
+      // Yield now and then: on an oversubscribed node the peer we wait for may need this CPU.
+      if ((idle & 15) == 0) sched_yield(); else __builtin_ia32_pause();
       continue;
     }
     if (waits) {

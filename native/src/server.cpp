@@ -555,7 +555,7 @@ void Server::progress_task() {
     if (xs->has_pending() || xs->stopping()) break;  // let the handlers run
     if (timeout_ub_ms_ == 0 ||
         now - last_activity < std::chrono::milliseconds(spindown_ms_)) {
-      __builtin_ia32_pause();
+      if ((iter & 255) == 0) sched_yield(); else __builtin_ia32_pause();
       continue;
     }
     int wake_fd = xs->begin_sleep();

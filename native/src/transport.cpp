@@ -837,7 +837,7 @@ class SmClientConnection : public ClientConnection {
       if (r == Ring::corrupt) fail("corrupt ring");
       if (xs && xs->run_one()) continue;  // nested wait: keep this xstream's pools running
       if ((++iter & 63) != 0 && Clock::now() < spin_until) {
-        __builtin_ia32_pause();
+        if ((iter & 15) == 0) std::this_thread::yield(); else __builtin_ia32_pause();
         continue;
       }
       auto now = Clock::now();
@@ -912,6 +912,7 @@ class TcpClientConnection : public ClientConnection {
     auto deadline = Clock::now() + opts.timeout;
     auto spin_until = Clock::now() + opts.spin;
     Xstream* xs = Xstream::current();
+    unsigned iter = 0;
     for (;;) {
       while (in_.size() >= sizeof(FrameHeader)) {
         FrameHeader rh;
@@ -936,7 +937,10 @@ class TcpClientConnection : public ClientConnection {
       if (xs && xs->run_one()) continue;
       auto now = Clock::now();
       if (now > deadline) fail("timeout waiting for the response");
-      if (now < spin_until) continue;
+      if (now < spin_until) {
+        if ((++iter & 7) == 0) std::this_thread::yield();
+        continue;
+      }
       wait_readable(fd_.get(), -1, xs ? 1 : 100, nullptr);
     }
   }
