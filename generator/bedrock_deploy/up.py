@@ -26,6 +26,7 @@ Ctrl-C (SIGINT) or SIGTERM at any point stops the service the same way before re
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -594,7 +595,6 @@ def up(opts: UpOptions, *, progress: Progress | None = None,
     from bedrock_deploy.engine import bindings
     from bedrock_deploy.generate import generate
     from bedrock_deploy.launch.render import LAUNCH_INFO, MPI_DAEMON, needs_mpi
-    from bedrock_deploy.launch.render import embedded_engine_dir as engine_dir
 
     progress = progress or _NoProgress()
     _check_options(opts)
@@ -608,12 +608,11 @@ def up(opts: UpOptions, *, progress: Progress | None = None,
     protocol = str(info["protocol"])
     result = UpResult(directory=directory, site=gen.plan.site.name, service=gen.plan.service.name,
                       protocol=protocol, processes=gen.plan.total_processes)
-    if needs_mpi(gen.plan):
-        here = Path(engine_dir()) / MPI_DAEMON
-        if not here.exists() and shutil.which(MPI_DAEMON) is None:
-            raise UpError(f"{MPI_DAEMON} (the engine's MPI entry point) is not installed, and "
-                          f"this service bootstraps through MPI; {directory} was generated",
-                          hint="run `bash .ci/install`")
+    if needs_mpi(gen.plan) and importlib.util.find_spec("mpi4py") is None \
+            and shutil.which(MPI_DAEMON) is None:
+        raise UpError("this service bootstraps through MPI (flock 'mpi') and neither mpi4py "
+                      f"(for bedrock_deploy.engine_mpi) nor {MPI_DAEMON} is installed; "
+                      f"{directory} was generated", hint="run `bash .ci/install`")
     if on_generated:
         on_generated(result)
 
