@@ -41,11 +41,12 @@ from bedrock_deploy.plan import (
     config_name,
 )
 from bedrock_deploy.service import LoadedService, load_service
-from bedrock_deploy.site_profile import TransportScope
+from bedrock_deploy.site_profile import EngineKind, TransportScope
 from bedrock_deploy.sites import LoadedSite, load_site
 from bedrock_deploy.spack_env import render_spack_env
 from bedrock_deploy.topology import Topology
 from bedrock_deploy.transports import HostReports, select_transport
+from bedrock_deploy.transports.host_reports import find_engine
 
 MANIFEST = "manifest.json"
 EXECUTABLE_SUFFIXES = (".sh", ".sbatch", ".pbs")
@@ -84,10 +85,24 @@ def sha256_file(path: Path) -> str:
 def select_transport_for(inputs: Inputs, nodes: int) -> tuple[TransportChoice, list[Choice]]:
     """The transport chosen by :mod:`bedrock_deploy.transports`, and what was weighed."""
     reports = HostReports.from_files(inputs.margo_info, inputs.fi_info, None)
+    probe_note: list[Choice] = []
+    if inputs.margo_info is None and inputs.site.profile.engine is EngineKind.embedded:
+        # The embedded engine reports what it can initialise in margo-info's format, so a
+        # local deployment goes through the same selection path as a cluster (issue 3).
+        try:
+            engine_exe = find_engine()
+        except InputError as err:
+            probe_note.append(Choice("transport evidence", "none from the engine",
+                                     err.problems[0].message))
+        else:
+            probed = HostReports.from_engine(engine_exe)
+            reports = replace(reports, margo_info=probed.margo_info,
+                              notes=reports.notes + probed.notes)
     selection = select_transport(inputs.site.profile, nodes=nodes, reports=reports,
-                                 prefer=inputs.transport, site_file=inputs.site.file)
-    choices = [Choice(f"transport candidate {v.candidate}", v.protocol, v.reason)
-               for v in selection.verdicts if not v.chosen]
+                                 prefer=inputs.transport, site_file=inputs.site.file,
+                                 locate=inputs.site.locate)
+    choices = probe_note + [Choice(f"transport candidate {v.candidate}", v.protocol, v.reason)
+                            for v in selection.verdicts if not v.chosen]
     choices += [Choice("transport note", n, "transport selection") for n in selection.notes]
     return selection.choice, choices
 
