@@ -239,7 +239,10 @@ def _start(dep: Path, *args: str) -> subprocess.Popen[str]:
 
 @pytest.mark.engine
 @pytest.mark.mpi
-def test_ctrl_c_once_the_group_is_up_stops_everything(dep: Path) -> None:
+@pytest.mark.parametrize(("signum", "said"), [(signal.SIGINT, "Stopped on Ctrl-C"),
+                                              (signal.SIGTERM, "Stopped on SIGTERM")])
+def test_ctrl_c_once_the_group_is_up_stops_everything(dep: Path, signum: int, said: str
+                                                      ) -> None:
     engine = _engine()
     proc = _start(dep, "--serve")
     try:
@@ -257,14 +260,14 @@ def test_ctrl_c_once_the_group_is_up_stops_everything(dep: Path) -> None:
         protocol = json.loads((dep / "scripts" / "launch.json").read_text())["protocol"]
         assert sorted(answering(engine, protocol, addresses)) == sorted(addresses)
         assert processes_of(dep), "the service should be running"
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signum)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, out + err
-    assert "Stopped on Ctrl-C: launch script exit status 0, 2/2 engine(s) no longer answer, " \
+    assert f"{said}: launch script exit status 0, 2/2 engine(s) no longer answer, " \
            "no process left." in out
     assert "Traceback" not in err
     assert_nothing_left(engine, dep, protocol, addresses)

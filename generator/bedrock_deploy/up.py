@@ -36,7 +36,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,6 +170,7 @@ class UpResult:
     xstreams: list[XstreamRow] = field(default_factory=list)
     stop: StopResult | None = None
     kept: bool = False
+    script: str = "scripts/run.sh"  # the launch script, relative to the directory
     script_pid: int | None = None
 
     @property
@@ -223,13 +224,28 @@ class SignalGuard:
     def __init__(self) -> None:
         self.count = 0
         self.armed = True
+        self.last: int | None = None
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        self.last = signum
         if self.armed:
             self.armed = False
             raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Inside: signals are only counted; one that came meanwhile is raised on leaving."""
+        was, seen = self.armed, self.count
+        self.armed = False
+        try:
+            yield
+        finally:
+            self.armed = was
+        if was and self.count > seen and self.last is not None:
+            self.armed = False
+            raise Interrupted(self.last)
 
     def __enter__(self) -> SignalGuard:
         self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -566,6 +582,7 @@ class UpOptions:
     keep: bool = False
     serve: bool = False
     force: bool = False
+    transport: str | None = None  # a transport of the site; None: generate's selection
     timeout: float = DEFAULT_TIMEOUT
     stop_timeout: int = DEFAULT_STOP_TIMEOUT
 
@@ -588,73 +605,88 @@ def up(opts: UpOptions, *, progress: Progress | None = None,
     """Generate, launch, exercise, report and (unless ``opts.keep``) stop; see the module doc.
 
     Raises InputError (bad options/site/service; nothing written), UpError (the service did
-    not come up), Interrupted (SIGINT/SIGTERM; the service was stopped first, ``.result`` set).
-    ``on_generated`` is called once the directory is written, ``on_up`` once the report is
-    complete (before stopping: with ``serve`` the caller then waits for Ctrl-C).
+    not come up), Interrupted (SIGINT/SIGTERM; the service was stopped first; ``.result`` is
+    None if it came before the deployment was written). ``on_generated`` is called once the
+    directory is written, ``on_up`` once the report is complete (before stopping: with
+    ``serve`` the caller then waits for Ctrl-C).
     """
-    from bedrock_deploy.engine import bindings
+    progress = progress or _NoProgress()
+    _check_options(opts)
+    with SignalGuard() as guard:
+        result: UpResult | None = None
+        try:
+            result = _generate(opts)
+            if on_generated:
+                on_generated(result)
+            return _run(opts, result, guard, progress, on_up)
+        except Interrupted as exc:
+            exc.result = result
+            raise
+
+
+def _generate(opts: UpOptions) -> UpResult:
     from bedrock_deploy.generate import generate
     from bedrock_deploy.launch.render import LAUNCH_INFO, MPI_DAEMON, needs_mpi
 
-    progress = progress or _NoProgress()
-    _check_options(opts)
     check_site(opts.site)
     check_engine()
     service_file = opts.service or str(default_service())
     out = Path(opts.output) if opts.output else default_output(opts.site)
-    gen = generate(opts.site, service_file, out, force=opts.force, nodes=1, ppn=opts.processes)
+    gen = generate(opts.site, service_file, out, force=opts.force, nodes=1, ppn=opts.processes,
+                   transport=opts.transport)
     directory = gen.out.absolute()
     info = json.loads((directory / LAUNCH_INFO).read_text())
-    protocol = str(info["protocol"])
     result = UpResult(directory=directory, site=gen.plan.site.name, service=gen.plan.service.name,
-                      protocol=protocol, processes=gen.plan.total_processes)
+                      protocol=str(info["protocol"]), processes=gen.plan.total_processes,
+                      script=str(info["script"]))
     if needs_mpi(gen.plan) and importlib.util.find_spec("mpi4py") is None \
             and shutil.which(MPI_DAEMON) is None:
         raise UpError("this service bootstraps through MPI (flock 'mpi') and neither mpi4py "
                       f"(for bedrock_deploy.engine_mpi) nor {MPI_DAEMON} is installed; "
                       f"{directory} was generated", hint="run `bash .ci/install`")
-    if on_generated:
-        on_generated(result)
+    return result
 
+
+def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progress,
+         on_up: Callable[[UpResult], None] | None) -> UpResult:
+    from bedrock_deploy.engine import bindings
+
+    directory = result.directory
     env = dict(os.environ)
     env["BEDROCK_DEPLOY_READY_TIMEOUT"] = str(int(opts.timeout))
     env["BEDROCK_DEPLOY_STOP_TIMEOUT"] = str(opts.stop_timeout)
     for k in ("SERVICE_DURATION", "BEDROCK_DEPLOY_CLIENT", "BEDROCK_DEPLOY_DIR"):
         env.pop(k, None)  # the script serves until up stops it
     (directory / RUN_DIR / "ready").unlink(missing_ok=True)
-
-    engine = bindings()
-    client = engine.Client(protocol.split(":")[0])
+    client = bindings().Client(result.protocol.split(":")[0])
     client.set_timeout_ms(RPC_TIMEOUT_MS)
     service: LaunchedService | None = None
     addresses: list[str] = []
-    with SignalGuard() as guard:
-        try:
-            service = LaunchedService(directory, str(info["script"]), env)
+    try:
+        with guard.deferred():  # a signal now must not lose track of a started script
+            service = LaunchedService(directory, result.script, env)
             result.script_pid = service.pid
-            addresses = wait_ready(service, result.processes, opts.timeout + 5, progress)
-            progress.close()
-            _exercise(result, client, addresses, directory, opts.keys)
-            if on_up:
-                on_up(result)
-            if opts.serve:
-                while service.running():
-                    time.sleep(0.2)
-                raise UpError(f"the service ended by itself (launch script exit status "
-                              f"{service.proc.returncode})", hint=f"see {service.log}",
-                              details=service.log_tail())
-        except BaseException as exc:
-            progress.close()
-            if isinstance(exc, Interrupted):
-                exc.result = result
-            if service is not None:
-                result.stop = stop_service(service, client, addresses, opts.stop_timeout, guard,
-                                           ready=bool(addresses))
-            raise
-        if opts.keep:
-            result.kept = True
-            return result
-        result.stop = stop_service(service, client, addresses, opts.stop_timeout, guard)
+        addresses = wait_ready(service, result.processes, opts.timeout + 5, progress)
+        progress.close()
+        _exercise(result, client, addresses, directory, opts.keys)
+        if on_up:
+            on_up(result)
+        if opts.serve:
+            while service.running():
+                time.sleep(0.2)
+            raise UpError(f"the service ended by itself (launch script exit status "
+                          f"{service.proc.returncode})", hint=f"see {service.log}",
+                          details=service.log_tail())
+    except BaseException:
+        progress.close()
+        if service is not None:
+            result.stop = stop_service(service, client, addresses, opts.stop_timeout, guard,
+                                       ready=bool(addresses))
+        raise
+    if opts.keep:
+        result.kept = True
+        return result
+    result.stop = stop_service(service, client, addresses, opts.stop_timeout, guard)
     return result
 
 

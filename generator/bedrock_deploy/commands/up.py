@@ -2,8 +2,8 @@
 
 Exit status: 0 everything checked out (and the service was stopped cleanly, unless ``--keep``),
 1 the service did not come up or a check failed, 2 bad input (nothing written), 130/143
-interrupted by SIGINT/SIGTERM (the service was stopped first). With ``--serve``, Ctrl-C is the
-normal end: 0 if the service then stopped cleanly.
+interrupted by SIGINT/SIGTERM (the service was stopped first). With ``--serve``, once the report
+is shown, Ctrl-C or SIGTERM is the normal end: 0 if the service then stopped cleanly.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="replace DIR if it is a previous deployment")
     p.add_argument("--np", "--ppn", dest="processes", type=int, default=DEFAULT_PROCESSES,
                    metavar="N", help=f"processes on this host (default {DEFAULT_PROCESSES})")
+    p.add_argument("--transport", metavar="NAME",
+                   help="use this transport of the site (default: what generate selects; "
+                   "site local has sm and tcp)")
     p.add_argument("--keys", type=int, default=DEFAULT_KEYS, metavar="N",
                    help=f"keys put and read back through each member (default {DEFAULT_KEYS})")
     p.add_argument("--keep", action="store_true",
@@ -160,7 +163,8 @@ def _stop_line(stop: StopResult | None, members: int) -> str:
 def _up(args: argparse.Namespace) -> int:
     opts = UpOptions(site=args.site, service=args.service, output=args.output,
                      processes=args.processes, keys=args.keys, keep=args.keep,
-                     serve=args.serve, force=args.force, timeout=args.timeout,
+                     serve=args.serve, force=args.force, transport=args.transport,
+                     timeout=args.timeout,
                      stop_timeout=args.stop_timeout)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out = err if args.json else Console(highlight=False, soft_wrap=True)
@@ -187,11 +191,16 @@ def _up(args: argparse.Namespace) -> int:
         result = intr.result
         members = len(result.members) if result else 0
         stop = result.stop if result else None
-        if opts.serve and intr.signum == signal.SIGINT and result and result.xstreams:
-            out.print(f"Stopped on Ctrl-C: {_stop_line(stop, members)}.")
+        if opts.serve and result and result.xstreams:  # the report was shown: a normal end
+            how = "Ctrl-C" if intr.signum == signal.SIGINT else str(intr)
+            out.print(f"Stopped on {how}: {_stop_line(stop, members)}.")
             return _finish(args, result, 0 if result.ok else 1)
-        err.print(f"interrupted ({intr}): the service was stopped: "
-                  f"{_stop_line(stop, members)}.")
+        if result is None or result.script_pid is None:
+            err.print(f"interrupted ({intr}) before the service was launched: nothing runs"
+                      + (f"; the deployment is in {result.directory}" if result else "."))
+        else:
+            err.print(f"interrupted ({intr}): the service was stopped: "
+                      f"{_stop_line(stop, members)}.")
         return _finish(args, result, 128 + intr.signum, interrupted=str(intr))
     except UpError as exc:
         progress.close()
