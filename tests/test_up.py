@@ -245,6 +245,7 @@ def test_ctrl_c_once_the_group_is_up_stops_everything(dep: Path, signum: int, sa
                                                       ) -> None:
     engine = _engine()
     proc = _start(dep, "--serve")
+    reader = subprocess.Popen(["true"])
     try:
         assert proc.stdout is not None
         lines = []
@@ -260,12 +261,18 @@ def test_ctrl_c_once_the_group_is_up_stops_everything(dep: Path, signum: int, sa
         protocol = json.loads((dep / "scripts" / "launch.json").read_text())["protocol"]
         assert sorted(answering(engine, protocol, addresses)) == sorted(addresses)
         assert processes_of(dep), "the service should be running"
+        # someone reading the logs is not part of the run: up must leave it alone
+        reader = subprocess.Popen(["tail", "-f", str(dep / "run" / "logs" / "up.log")],
+                                  stdout=subprocess.DEVNULL, start_new_session=True)
         os.killpg(proc.pid, signum)
         out, err = proc.communicate(timeout=60)
+        assert reader.poll() is None, "up killed a process that only reads its logs"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.kill()
+        reader.wait()
     assert proc.returncode == 0, out + err
     assert f"{said}: launch script exit status 0, 2/2 engine(s) no longer answer, " \
            "no process left." in out

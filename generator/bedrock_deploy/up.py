@@ -269,9 +269,11 @@ def _proc_cmdline(pid: int) -> str | None:
 
 
 def run_processes(session: int, directory: Path) -> dict[int, str]:
-    """Live processes of one run: in the launch script's session, or naming the directory."""
+    """Live processes of one run: in the launch script's session, or (had one left it) running
+    its ``scripts/`` or an engine on its ``configs/`` (not, say, a ``less`` of its logs)."""
     found: dict[int, str] = {}
     me = os.getpid()
+    marks = (f"{directory}/scripts/", f"-c {directory}/configs/")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
@@ -283,7 +285,7 @@ def run_processes(session: int, directory: Path) -> dict[int, str]:
             in_session = os.getsid(pid) == session
         except OSError:
             continue
-        if in_session or str(directory) in cmd:
+        if in_session or any(m in cmd for m in marks):
             found[pid] = cmd
     return found
 
