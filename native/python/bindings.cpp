@@ -159,6 +159,14 @@ PYBIND11_MODULE(_engine, m) {
              return response_dict(r);
            },
            py::arg("address"), py::arg("provider_id") = 0)
+      .def("forward_ping",
+           [](Client& c, const std::string& a, const std::string& target) {
+             py::gil_scoped_release rel;
+             return c.forward_ping(a, target);
+           },
+           py::arg("address"), py::arg("target"),
+           "The engine at address pings target from inside a handler (a nested RPC). Returns "
+           "(tid of the nested ping's handler, tid of the forwarding handler).")
       .def("ping_loop",
            [](Client& c, const std::string& a, int pid, int n) {
              std::vector<double> us;

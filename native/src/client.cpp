@@ -47,6 +47,16 @@ Response Client::ping(const std::string& address, uint16_t provider_id) {
   return call(address, provider_id, rpc_ping, {});
 }
 
+std::pair<int, int> Client::forward_ping(const std::string& address, const std::string& target) {
+  Writer w;
+  w.bytes(target);
+  Response r = call(address, 0, rpc_forward_ping, w.take());
+  Reader rd(r.payload);
+  int inner = static_cast<int>(rd.u32());
+  int outer = static_cast<int>(rd.u32());
+  return {inner, outer};
+}
+
 json Client::query(const std::string& address, uint16_t provider_id) {
   return json::parse(call(address, provider_id, rpc_query, {}).payload);
 }

@@ -35,6 +35,9 @@ class Client {
                 std::string_view payload);
 
   Response ping(const std::string& address, uint16_t provider_id = 0);
+  // Asks the engine at `address` to ping `target` from inside its handler. Returns the OS
+  // thread ids of (the nested ping's handler in target, the forwarding handler).
+  std::pair<int, int> forward_ping(const std::string& address, const std::string& target);
   json query(const std::string& address, uint16_t provider_id = 0);
   void shutdown(const std::string& address, uint16_t provider_id = 0);
 

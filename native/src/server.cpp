@@ -460,7 +460,8 @@ void Server::on_frame(const std::shared_ptr<ServerConnection>& conn, Frame&& fra
   if (h.provider_id == bedrock_provider_id_ &&
       (h.rpc_id == rpc_query || h.rpc_id == rpc_shutdown)) {
     pool = bedrock_pool_;
-  } else if (h.provider_id == bedrock_provider_id_ && h.rpc_id == rpc_ping) {
+  } else if (h.provider_id == bedrock_provider_id_ &&
+             (h.rpc_id == rpc_ping || h.rpc_id == rpc_forward_ping)) {
     pool = rpc_pool_;
   } else {
     auto it = provider_index_.find(h.provider_id);
@@ -496,6 +497,18 @@ void Server::execute(const std::shared_ptr<ServerConnection>& conn, const Frame&
       shutdown = true;
     } else if (h.rpc_id == rpc_ping) {
       // empty RPC
+    } else if (h.provider_id == bedrock_provider_id_ && h.rpc_id == rpc_forward_ping) {
+      // Nested RPC made by a handler: while it waits, this xstream keeps running its pools
+      // (including, on a single-xstream engine, the progress loop that receives the ping).
+      Reader r(f.payload);
+      std::string target(r.bytes());
+      r.expect_end();
+      Client nested(target);  // own connection: a nested call never contends for a lock
+      Response inner = nested.ping(target);
+      Writer w;
+      w.u32(static_cast<uint32_t>(inner.exec_tid));
+      w.u32(static_cast<uint32_t>(current_tid()));
+      out = w.take();
     } else {
       auto it = provider_index_.find(h.provider_id);
       if (it == provider_index_.end()) throw RpcError(status_no_provider, "no such provider");

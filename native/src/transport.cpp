@@ -801,10 +801,21 @@ class SmClientConnection : public ClientConnection {
     c->cmsg_len = CMSG_LEN(sizeof fds);
     std::memcpy(CMSG_DATA(c), fds, sizeof fds);
     if (sendmsg(sock_.get(), &msg, MSG_NOSIGNAL) != 1) throw_errno("sendmsg(na+sm handshake)");
-    pollfd p{sock_.get(), POLLIN, 0};
-    char ack = 0;
-    if (::poll(&p, 1, 10000) != 1 || ::recv(sock_.get(), &ack, 1, 0) != 1 || ack != 'K')
-      throw std::runtime_error("na+sm handshake with na+sm://" + a.sm_id + " failed");
+    // Wait for the ack. From inside a handler, keep this xstream's pools running meanwhile:
+    // the engine we connect to may be our own, whose progress loop must accept us.
+    Xstream* xs = Xstream::current();
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    bool acked = false;
+    while (Clock::now() < deadline) {
+      pollfd p{sock_.get(), POLLIN, 0};
+      if (::poll(&p, 1, xs ? 0 : 100) == 1) {
+        char ack = 0;
+        acked = ::recv(sock_.get(), &ack, 1, 0) == 1 && ack == 'K';
+        break;
+      }
+      if (xs && !xs->run_one()) std::this_thread::yield();
+    }
+    if (!acked) throw std::runtime_error("na+sm handshake with na+sm://" + a.sm_id + " failed");
   }
 
   Frame call(FrameHeader h, std::string_view payload, const CallOptions& opts) override {

@@ -49,6 +49,7 @@ enum RpcId : uint32_t {
   rpc_ping = 1,
   rpc_query = 2,
   rpc_shutdown = 3,
+  rpc_forward_ping = 4,  // handler pings another address (nested RPC from inside a handler)
   rpc_flock_get_view = 20,
   rpc_flock_join = 21,
   rpc_yokan_put = 30,

@@ -282,3 +282,32 @@ def test_info_single_protocol_exit_status(bin_dir: Path) -> None:
     bad = subprocess.run([bin_dir / "bedrock-engine", "--info", "ofi+cxi://"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 255 and "\tNO\tN/A" in bad.stdout
+
+
+@pytest.mark.parametrize("protocol", ["na+sm", "ofi+tcp"])
+def test_nested_rpc_to_itself_on_a_single_xstream_does_not_deadlock(eng: Any,
+                                                                    protocol: str) -> None:
+    """Default layout: __primary__ runs the progress loop and every handler. A handler that
+    calls its own engine keeps running that xstream's pools while it waits."""
+    s = eng.Server(protocol, {})
+    try:
+        c = eng.Client(protocol)
+        c.set_timeout_ms(10000)
+        inner, outer = c.forward_ping(s.address, s.address)
+        primary = xstream_tids(c.query(s.address))["__primary__"]
+        assert inner == outer == primary
+    finally:
+        s.finalize()
+
+
+def test_nested_rpc_between_engines(eng: Any) -> None:
+    a = eng.Server("na+sm", {"margo": {"rpc_thread_count": 1}})
+    b = eng.Server("na+sm", {})
+    try:
+        c = eng.Client("na+sm")
+        inner, outer = c.forward_ping(a.address, b.address)
+        assert outer == xstream_tids(c.query(a.address))["__xstream_1__"]
+        assert inner == xstream_tids(c.query(b.address))["__primary__"]
+    finally:
+        b.finalize()
+        a.finalize()
