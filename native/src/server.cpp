@@ -410,7 +410,11 @@ void Server::create_providers(const json& providers) {
       for (const auto& r : refs) {
         if (!r.is_string()) continue;
         std::string ref = r;
-        if (ref.find('@') != std::string::npos) continue;  // remote: resolved by the caller
+        size_t at = ref.find('@');
+        if (at != std::string::npos) {
+          if (ref.substr(at + 1) != "local") continue;  // remote (address or rank)
+          ref = ref.substr(0, at);
+        }
         bool found = std::any_of(providers_.begin(), providers_.end(), [&](const ProviderEntry& pe) {
           return pe.name == ref || pe.type + ":" + std::to_string(pe.provider_id) == ref;
         });

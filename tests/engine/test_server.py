@@ -47,6 +47,14 @@ PROVIDER_ERRORS = [
     ("dep-provider", with_providers({"name": "kv", "type": "yokan",
                                      "dependencies": {"remi_sender": "later"}}),
      'Could not find provider "later"', "providers[0].dependencies.remi_sender"),
+    ("dep-provider-local", with_providers({"name": "kv", "type": "yokan",
+                                           "dependencies": {"remi_sender": "nope@local"}}),
+     'Could not find provider "nope"', "providers[0].dependencies.remi_sender"),
+    ("dep-provider-type-id", with_providers({"name": "kv", "type": "yokan", "provider_id": 1},
+                                            {"name": "kv2", "type": "yokan",
+                                             "dependencies": {"remi_sender": ["kv",
+                                                                              "yokan:2"]}}),
+     'Could not find provider "yokan:2"', "providers[1].dependencies.remi_sender"),
     ("yokan-backend", with_providers({"name": "kv", "type": "yokan",
                                       "config": {"database": {"type": "rocksdb"}}}),
      'yokan database type "rocksdb" is not available', "providers[0].config.database.type"),
@@ -311,3 +319,16 @@ def test_nested_rpc_between_engines(eng: Any) -> None:
     finally:
         b.finalize()
         a.finalize()
+
+
+def test_provider_dependencies_resolve_local_and_leave_remote(eng: Any) -> None:
+    s = eng.Server("na+sm", with_providers(
+        {"name": "kv", "type": "yokan", "provider_id": 1},
+        {"name": "kv2", "type": "yokan", "provider_id": 2,
+         "dependencies": {"remi_sender": ["kv", "yokan:1", "kv@local", "kv@na+sm://1-0",
+                                          "yokan:1@0"]}}))
+    try:
+        deps = s.config["providers"][1]["dependencies"]
+        assert deps["remi_sender"] == ["kv", "yokan:1", "kv@local", "kv@na+sm://1-0", "yokan:1@0"]
+    finally:
+        s.finalize()
