@@ -102,7 +102,8 @@ class Result:
                 "started": self.started, "duration_s": round(self.duration_s, 3),
                 "machine": machine_info, "parameters": self.parameters,
                 "results": self.results, "targets": [t.to_dict() for t in self.targets],
-                "notes": self.notes, "plot": self.plot}
+                "notes": self.notes, "plot": self.plot,
+                "loadavg_at_end": list(os.getloadavg())}
 
     def write(self, out: Path, machine_info: dict[str, Any]) -> Path:
         out.mkdir(parents=True, exist_ok=True)

@@ -166,9 +166,13 @@ def client_main(args: argparse.Namespace) -> int:
     while time.time() < args.start_at:
         time.sleep(0.0005)
     out: dict[str, Any] = {"start": time.time()}
-    if args.kind == "ping":
-        c.ping_loop(args.address, 0, args.count)
-        out["count"] = args.count
+    if args.kind == "ping":  # chunks of empty RPCs until the deadline
+        n = 0
+        deadline = out["start"] + args.seconds
+        while time.time() < deadline:
+            c.ping_loop(args.address, 0, 200)
+            n += 200
+        out["count"] = n
     elif args.kind == "get":
         c.put(args.address, KV_PROVIDER, b"key-0001", b"12345678")
         samples = []
@@ -231,8 +235,9 @@ def run_latency(out: Path, quick: bool, raw: dict[str, dict[str, Any]]) -> Resul
     res = Result("engine_latency", "Engine RPC round trip: empty RPC and 8-byte get", quick)
     eng = engine()
     client_cpu, server_cpu = two_cpus()
-    n, warm = (2000, 200) if quick else (50_000, 5_000)
-    res.parameters = {"iterations": n, "warmup": warm, "client_cpu": client_cpu,
+    n, warm = (2000, 200) if quick else (30_000, 3_000)
+    repeats = 1 if quick else 3
+    res.parameters = {"iterations": n, "warmup": warm, "repeats": repeats, "client_cpu": client_cpu,
                       "server_cpu": server_cpu, "server": "all on __primary__ pinned to the "
                       "server CPU (Margo's default shape)", "value_bytes": 8,
                       "modes": {"default": "progress_timeout_ub_msec 100",
@@ -242,22 +247,30 @@ def run_latency(out: Path, quick: bool, raw: dict[str, dict[str, Any]]) -> Resul
     try:
         for protocol in PROTOCOLS:
             for mode, timeout in (("default", 100), ("busy", 0)):
-                with server(protocol, latency_config(server_cpu, timeout),
-                            [server_cpu]) as addr:
-                    c = eng.Client(protocol)
-                    c.ping_loop(addr, 0, warm)
-                    ping = summarize(c.ping_loop(addr, 0, n))
-                    c.put(addr, KV_PROVIDER, b"key-0001", b"12345678")
-                    samples = []
-                    for i in range(n + warm):
-                        t0 = time.perf_counter_ns()
-                        c.get(addr, KV_PROVIDER, b"key-0001")
-                        if i >= warm:
-                            samples.append((time.perf_counter_ns() - t0) / 1000.0)
-                    get = summarize(samples)
+                pings: list[float] = []
+                gets: list[float] = []
+                medians: dict[str, list[float]] = {"empty": [], "get8": []}
+                for _ in range(repeats):  # a fresh server each time; samples pooled
+                    with server(protocol, latency_config(server_cpu, timeout),
+                                [server_cpu]) as addr:
+                        c = eng.Client(protocol)
+                        c.ping_loop(addr, 0, warm)
+                        ping = c.ping_loop(addr, 0, n)
+                        c.put(addr, KV_PROVIDER, b"key-0001", b"12345678")
+                        get = []
+                        for i in range(n + warm):
+                            t0 = time.perf_counter_ns()
+                            c.get(addr, KV_PROVIDER, b"key-0001")
+                            if i >= warm:
+                                get.append((time.perf_counter_ns() - t0) / 1000.0)
+                    pings += ping
+                    gets += get
+                    medians["empty"].append(summarize(ping)["median_us"])
+                    medians["get8"].append(summarize(get)["median_us"])
                 rawk = raw.get(RAW_KIND[protocol])
-                for rpc, stats in (("empty", ping), ("get8", get)):
+                for rpc, stats in (("empty", summarize(pings)), ("get8", summarize(gets))):
                     row = {"protocol": protocol, "mode": mode, "rpc": rpc, **stats,
+                           "median_us_per_repeat": medians[rpc],
                            "raw_kind": RAW_KIND[protocol],
                            "margo_reference_median_us": MARGO_REFERENCE_US[(protocol, mode)]}
                     if rawk:
@@ -307,10 +320,10 @@ def run_throughput(out: Path, quick: bool) -> Result:
     engine()
     client_cpu, server_cpu = two_cpus()
     counts = (1, 2) if quick else (1, 2, 4)
-    per_client = 1000 if quick else 5_000
+    seconds = 0.5 if quick else 3.0
     xstream_counts = (0, 1, 2)
     protocols = ("na+sm",) if quick else PROTOCOLS
-    res.parameters = {"clients": list(counts), "rpcs_per_client": per_client,
+    res.parameters = {"clients": list(counts), "seconds": seconds,
                       "rpc_xstreams": list(xstream_counts), "client_cpu": client_cpu,
                       "server_cpu": server_cpu, "protocols": list(protocols),
                       "server": "0: everything on __primary__ (Margo's default); 1, 2: progress "
@@ -322,7 +335,7 @@ def run_throughput(out: Path, quick: bool) -> Result:
                    else latency_config(server_cpu, 100))
             with server(protocol, cfg, [server_cpu]) as addr:
                 for k in counts:
-                    got = clients(protocol, addr, [{"kind": "ping", "count": per_client,
+                    got = clients(protocol, addr, [{"kind": "ping", "seconds": seconds,
                                                     "cpu": client_cpu}] * k)
                     wall = max(g["end"] for g in got) - min(g["start"] for g in got)
                     total = sum(g["count"] for g in got)
@@ -345,9 +358,10 @@ def run_throughput(out: Path, quick: bool) -> Result:
                 ax.plot([r["clients"] for r in rows], [r["rpcs_per_second"] for r in rows],
                         styles[rpc_xs], label=label)
         ax.set_xscale("log", base=2)
+        ax.set_xticks(list(counts), [str(k) for k in counts])
         ax.set_xlabel("concurrent client processes")
-        ax.set_ylabel("empty RPCs per second")
-        ax.set_ylim(bottom=0)
+        ax.set_yscale("log")
+        ax.set_ylabel("empty RPCs per second (log)")
         ax.legend(fontsize=8)
         ax.set_title("Engine throughput")
         res.plot = save_plot(fig, out, res.name)
@@ -363,40 +377,50 @@ def run_layout_value(out: Path, quick: bool) -> Result:
     seconds = 2.0 if quick else 10.0
     writers = 2
     config, protocol, notes = generated_config()
-    res.parameters = {"seconds": seconds, "kv_clients": 1, "io_writers": writers,
+    res.parameters = {"seconds": seconds, "kv_clients": 1, "io_writers": [0, writers],
                       "write_bytes": 256 * 1024, "protocol": protocol,
                       "service": "benchmarks/services/kv-io.yaml on site local",
                       "generated_layout_notes": notes}
     with tempfile.TemporaryDirectory(dir=REPO / "benchmarks") as tmp:
         for variant, cfg in (("generated", config), ("primary_only", primary_only(config))):
-            with server(protocol, cfg, None) as addr:
-                specs: list[dict[str, Any]] = [{"kind": "get", "seconds": seconds}]
-                specs += [{"kind": "pwrite", "seconds": seconds,
-                           "path": str(Path(tmp) / f"{variant}-{i}.dat")} for i in range(writers)]
-                got = clients(protocol, addr, specs)
-            kv, io = got[0], got[1:]
-            stats = summarize(kv["samples_us"])
-            io_bytes = sum(g["bytes"] for g in io)
-            io_wall = max(g["end"] for g in io) - min(g["start"] for g in io)
-            res.results.append({"variant": variant, **stats,
-                                "kv_gets_per_second": kv["count"] / (kv["end"] - kv["start"]),
-                                "io_mib_per_second": io_bytes / 2**20 / io_wall,
-                                "io_writes": sum(g["count"] for g in io)})
-    gen, prim = res.results
-    res.notes.append(f"kv p99 {gen['p99_us']:.1f} us with the generated layout vs "
-                     f"{prim['p99_us']:.1f} us all on __primary__; kv throughput "
+            for nwriters in (0, writers):
+                with server(protocol, cfg, None) as addr:
+                    specs: list[dict[str, Any]] = [{"kind": "get", "seconds": seconds}]
+                    specs += [{"kind": "pwrite", "seconds": seconds,
+                               "path": str(Path(tmp) / f"{variant}-{i}.dat")}
+                              for i in range(nwriters)]
+                    got = clients(protocol, addr, specs)
+                kv, io = got[0], got[1:]
+                row: dict[str, Any] = {"variant": variant, "io_writers": nwriters,
+                                       **summarize(kv["samples_us"]),
+                                       "kv_gets_per_second": kv["count"] / (kv["end"]
+                                                                            - kv["start"])}
+                if io:
+                    io_wall = max(g["end"] for g in io) - min(g["start"] for g in io)
+                    row["io_mib_per_second"] = sum(g["bytes"] for g in io) / 2**20 / io_wall
+                    row["io_writes"] = sum(g["count"] for g in io)
+                res.results.append(row)
+    by = {(r["variant"], r["io_writers"]): r for r in res.results}
+    gen, prim = by[("generated", writers)], by[("primary_only", writers)]
+    res.notes.append(f"with {writers} writers: kv p99 {gen['p99_us']:.1f} us with the generated "
+                     f"layout vs {prim['p99_us']:.1f} us all on __primary__; kv throughput "
                      f"{gen['kv_gets_per_second']:.0f} vs {prim['kv_gets_per_second']:.0f}/s")
     res.notes.append("clients and server are not pinned (2-CPU machine); the generated layout "
                      "packs its xstreams on the 2 CPUs (too_few_cores: share)")
     plt = pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
-        names = [r["variant"] for r in res.results]
-        for ax, key, label in ((axes[0], "p99_us", "kv get p99 (µs)"),
+        for ax, key, label in ((axes[0], "p99_us", "kv get p99 (µs, log)"),
                                (axes[1], "kv_gets_per_second", "kv gets / s"),
                                (axes[2], "io_mib_per_second", "abt_io writes (MiB/s)")):
-            ax.bar(names, [r[key] for r in res.results], color=["tab:blue", "tab:grey"])
+            rows = [r for r in res.results if key in r]
+            ax.bar([f"{r['variant']}\n{r['io_writers']} writers" for r in rows],
+                   [r[key] for r in rows],
+                   color=["tab:blue" if r["variant"] == "generated" else "tab:grey"
+                          for r in rows])
             ax.set_title(label, fontsize=10)
+            ax.tick_params(axis="x", labelsize=7)
+        axes[0].set_yscale("log")
         res.plot = save_plot(fig, out, res.name)
     return res
 

@@ -18,7 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 NAMES = ("generator_scale", "raw_baselines", "engine_latency", "engine_throughput",
          "layout_value")
 KEYS = {"schema", "benchmark", "title", "status", "reason", "quick", "started", "duration_s",
-        "machine", "parameters", "results", "targets", "notes", "plot"}
+        "machine", "parameters", "results", "targets", "notes", "plot", "loadavg_at_end"}
 
 
 @pytest.fixture(scope="module")
