@@ -31,6 +31,8 @@ PINNED: dict[str, Any] = {  # mochi-observed.md §3 input
     }
 }
 
+pytestmark = pytest.mark.engine
+
 
 def mutate(path: str, value: Any, base: dict[str, Any] = PINNED) -> dict[str, Any]:
     cfg = copy.deepcopy(base)

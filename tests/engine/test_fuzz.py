@@ -17,6 +17,8 @@ REQUEST = 1
 KV = {"libraries": ["libyokan-bedrock-module.so"],
       "providers": [{"name": "kv", "type": "yokan", "provider_id": 1}]}
 
+pytestmark = pytest.mark.engine
+
 
 def frame(length: int, payload: bytes = b"", *, magic: int = MAGIC, kind: int = REQUEST,
           provider: int = 1, rpc: int = 30) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.mpi
+pytestmark = [pytest.mark.mpi, pytest.mark.engine]
 
 LAUNCHERS = {
     "openmpi": ["mpirun.openmpi", "--oversubscribe", "-np", "2"],

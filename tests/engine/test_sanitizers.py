@@ -22,6 +22,8 @@ import pytest
 from .conftest import Daemon, generator_like_config
 from .test_fuzz import frame
 
+pytestmark = pytest.mark.engine
+
 REPO = Path(__file__).resolve().parents[2]
 NATIVE = REPO / "native"
 SAN_ENV = {

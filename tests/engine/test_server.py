@@ -14,6 +14,8 @@ import pytest
 
 from .conftest import generator_like_config, needs_cpus, thread_affinity, xstream_tids
 
+pytestmark = pytest.mark.engine
+
 LIBS = ["libflock-bedrock-module.so", "libyokan-bedrock-module.so", "libabt-io-bedrock-module.so"]
 
 
