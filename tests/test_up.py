@@ -282,6 +282,36 @@ def test_ctrl_c_once_the_group_is_up_stops_everything(dep: Path, signum: int, sa
 
 @pytest.mark.engine
 @pytest.mark.mpi
+def test_up_killed_outright_still_stops_the_service(dep: Path) -> None:
+    """SIGKILL leaves up no chance to clean up: the script's parent-death signal stops it."""
+    engine = _engine()
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    proc = _start(dep, "--serve")
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Serving" in line:
+                break
+        addresses = group_addresses(dep / "run" / "group.json")
+        protocol = json.loads((dep / "scripts" / "launch.json").read_text())["protocol"]
+        assert len(addresses) == 2 and processes_of(dep)
+        proc.kill()
+        proc.wait()
+        end = time.monotonic() + 60
+        while processes_of(dep) and time.monotonic() < end:
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_nothing_left(engine, dep, protocol, addresses)
+    log = (dep / "run" / "logs" / "up.log").read_text()
+    assert "received SIGTERM: stopping the service" in log and "exit status 0" in log
+
+
+@pytest.mark.engine
+@pytest.mark.mpi
 def test_ctrl_c_while_waiting_for_the_group_stops_everything(dep: Path) -> None:
     engine = _engine()
     proc = _start(dep)

@@ -307,15 +307,24 @@ def children(pid: int) -> list[int]:
 
 class LaunchedService:
     """The generated launch script, running in its own session (so a Ctrl-C meant for ``up``
-    does not reach mpirun unannounced: ``up`` decides how the service stops)."""
+    does not reach mpirun unannounced: ``up`` decides how the service stops).
 
-    def __init__(self, directory: Path, script: str, env: dict[str, str]) -> None:
+    ``tied``: should ``up`` itself die without stopping it (SIGKILL, a crash), the kernel sends
+    the script SIGTERM (``setpriv --pdeathsig``, util-linux), and its trap stops the service
+    cleanly; not with ``--keep``, where the service must outlive ``up``."""
+
+    def __init__(self, directory: Path, script: str, env: dict[str, str], *,
+                 tied: bool = True) -> None:
         self.directory = directory
         self.log = directory / RUN_DIR / "logs" / LOG_NAME
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["bash", str(directory / script)]
+        setpriv = shutil.which("setpriv")
+        if tied and setpriv:
+            argv = [setpriv, "--pdeathsig", "TERM", *argv]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(  # our own generated script
-                ["bash", str(directory / script)], cwd=directory, env=env,
+                argv, cwd=directory, env=env,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.pid = self.proc.pid
@@ -666,7 +675,7 @@ def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progre
     addresses: list[str] = []
     try:
         with guard.deferred():  # a signal now must not lose track of a started script
-            service = LaunchedService(directory, result.script, env)
+            service = LaunchedService(directory, result.script, env, tied=not opts.keep)
             result.script_pid = service.pid
         addresses = wait_ready(service, result.processes, opts.timeout + 5, progress)
         progress.close()
