@@ -171,6 +171,7 @@ class UpResult:
     stop: StopResult | None = None
     kept: bool = False
     script: str = "scripts/run.sh"  # the launch script, relative to the directory
+    notes: list[str] = field(default_factory=list)  # the layout planner's notes
     script_pid: int | None = None
 
     @property
@@ -192,7 +193,7 @@ class UpResult:
                           "ok": x.ok} for x in self.xstreams],
             "stop": None if self.stop is None else {**asdict(self.stop),
                                                     "clean": self.stop.clean},
-            "kept": self.kept, "script_pid": self.script_pid,
+            "kept": self.kept, "script_pid": self.script_pid, "notes": self.notes,
         }
 
 
@@ -649,7 +650,7 @@ def _generate(opts: UpOptions) -> UpResult:
     info = json.loads((directory / LAUNCH_INFO).read_text())
     result = UpResult(directory=directory, site=gen.plan.site.name, service=gen.plan.service.name,
                       protocol=str(info["protocol"]), processes=gen.plan.total_processes,
-                      script=str(info["script"]))
+                      script=str(info["script"]), notes=list(gen.plan.layout.notes))
     if needs_mpi(gen.plan) and importlib.util.find_spec("mpi4py") is None \
             and shutil.which(MPI_DAEMON) is None:
         raise UpError("this service bootstraps through MPI (flock 'mpi') and neither mpi4py "

@@ -176,6 +176,8 @@ def _up(args: argparse.Namespace) -> int:
         out.print(f"[bold]bedrock-deploy up[/]: {r.service} on {r.site}, {r.processes} "
                   f"process(es), {r.protocol}\n  deployment: {r.directory}\n"
                   f"  launch script output: {r.directory}/{RUN_DIR}/logs/up.log")
+        for note in r.notes:
+            out.print(f"  note: {note}", markup=False)
 
     def ready(r: UpResult) -> None:
         progress.close()
