@@ -381,7 +381,7 @@ def run_layout_value(out: Path, quick: bool) -> Result:
                       "write_bytes": 256 * 1024, "protocol": protocol,
                       "service": "benchmarks/services/kv-io.yaml on site local",
                       "generated_layout_notes": notes}
-    with tempfile.TemporaryDirectory(dir=REPO / "benchmarks") as tmp:
+    with tempfile.TemporaryDirectory(prefix="layout_value-") as tmp:
         for variant, cfg in (("generated", config), ("primary_only", primary_only(config))):
             for nwriters in (0, writers):
                 with server(protocol, cfg, None) as addr:

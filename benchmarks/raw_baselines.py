@@ -53,11 +53,13 @@ def run(out: Path, quick: bool) -> Result:
     res = Result(NAME, "Raw round-trip baselines (client and server on different CPUs)", quick)
     client_cpu, server_cpu = two_cpus()
     iterations, warmup = (2000, 200) if quick else (100_000, 10_000)
-    exe = compile_pingpong(out.parent / ".build" if not quick else Path(tempfile.mkdtemp()))
+    with tempfile.TemporaryDirectory(prefix="raw_pingpong-") as build:
+        exe = compile_pingpong(Path(build))
+        res.results = [measure(exe, m, iterations, warmup, server_cpu, client_cpu)
+                       for m in MODES]
     res.parameters = {"iterations": iterations, "warmup": warmup, "client_cpu": client_cpu,
                       "server_cpu": server_cpu, "compiler_flags": "-O2 -std=c11",
                       "timer": "clock_gettime(CLOCK_MONOTONIC) around each round trip"}
-    res.results = [measure(exe, m, iterations, warmup, server_cpu, client_cpu) for m in MODES]
     res.notes.append("8-byte messages; percentiles are nearest-rank over all timed iterations")
     plt = pyplot()
     if plt is not None:
