@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_util import HERE, REPO, Result, Skip, Target, pyplot, save_plot, summarize, two_cpus
+from bench_util import HERE, Result, Skip, Target, pyplot, save_plot, summarize, two_cpus
 
 PROTOCOLS = ("na+sm", "ofi+tcp")
 KV_PROVIDER = 1
