@@ -603,27 +603,35 @@ def check_against_plan(doc: YamlDocument, plan: PlanLike,
                     f"not needed by transport {t.name!r} ({prov})", root, where(root),
                     hint=f"{prov} uses only {','.join(table['allowed'])}; fix the transport's "
                     "'fabrics' in the site profile"))
-            # A site may build libfabric for all its transports (fallbacks included), not more.
-            site_allowed = set(table["allowed"])
-            site_transports = plan.site.transports if plan.site is not None else []
-            for st in site_transports:
-                sp, sprov = mercury_plugin(st.protocol, kb)
-                entry = providers.get(sprov or st.provider or "")
-                if plugins.get(sp, {}).get("libfabric") and entry:
-                    site_allowed |= set(entry["allowed"])
-            extra = sorted(site_fabrics - site_allowed)
-            if extra:
-                problems.append(Problem(
-                    f"libfabric fabric{'s' if len(extra) > 1 else ''} {','.join(extra)} "
-                    f"not needed by any transport of the site", lf_path,
-                    where(lf_path), hint="remove it from spack.require.libfabric in the site "
-                    "profile"))
-    elif fabrics:
-        problems.append(Problem(
-            f"transport {t.name!r} ({t.protocol}) does not use libfabric, but fabrics="
-            f"{','.join(sorted(fabrics))} is requested", root, where(root),
-            hint="drop the libfabric request"))
+            problems += _site_fabric_problems(site_fabrics, set(table["allowed"]), plan, kb,
+                                              where(lf_path), lf_path)
+    else:
+        if root_fabrics:
+            problems.append(Problem(
+                f"transport {t.name!r} ({t.protocol}) does not use libfabric, but fabrics="
+                f"{','.join(sorted(root_fabrics))} is requested", root, where(root),
+                hint="drop the libfabric spec"))
+        problems += _site_fabric_problems(site_fabrics, set(), plan, kb, where(lf_path), lf_path)
     return problems
+
+
+def _site_fabric_problems(site_fabrics: set[str], allowed: set[str], plan: PlanLike,
+                          kb: SpackKnowledge, at: SourceLocation, path: KeyPath) -> list[Problem]:
+    """A site may build libfabric for all its transports (fallbacks included), not more."""
+    plugins = kb.section("mercury_plugins")
+    providers = kb.section("libfabric_providers")
+    site_allowed = set(allowed)
+    for st in plan.site.transports if plan.site is not None else []:
+        sp, sprov = mercury_plugin(st.protocol, kb)
+        entry = providers.get(sprov or st.provider or "")
+        if plugins.get(sp, {}).get("libfabric") and entry:
+            site_allowed |= set(entry["allowed"])
+    extra = sorted(site_fabrics - site_allowed)
+    if not extra:
+        return []
+    return [Problem(f"libfabric fabric{'s' if len(extra) > 1 else ''} {','.join(extra)} "
+                    "not needed by any transport of the site", path, at,
+                    hint="remove it from spack.require.libfabric in the site profile")]
 
 
 def _fabrics_of(specs: EnvSpecs) -> set[str]:
