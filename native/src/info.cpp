@@ -143,18 +143,6 @@ int print_transport_info(const std::string& only) {
     std::printf("# \n");
     std::printf("%s\n\n", kRule);
   }
-  json arr = json::array();
-  for (const auto& r : results) {
-    nlohmann::ordered_json e;
-    e["index"] = r.index;
-    e["addr"] = r.addr;
-    e["xport"] = r.k->xport;
-    e["proto"] = r.k->proto;
-    e["desc"] = r.k->desc;
-    e["result"] = r.ok;
-    e["example_runtime_addr"] = r.example;
-    arr.push_back(json::parse(e.dump()));
-  }
   // Keep margo-info's key order in the side file.
   std::string text = "[\n";
   for (size_t i = 0; i < results.size(); ++i) {
@@ -178,7 +166,12 @@ int print_transport_info(const std::string& only) {
   text += "]\n";
   std::ofstream(json_path) << text;
   std::fflush(stdout);
-  if (!only.empty()) return results.front().ok ? 0 : 255;
+  if (!only.empty()) {
+    // The single-protocol form prints no file paths: do not leave unreferenced files behind.
+    unlink(json_path);
+    unlink(log_path);
+    return results.front().ok ? 0 : 255;
+  }
   return 0;
 }
 
