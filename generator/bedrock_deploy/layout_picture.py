@@ -451,7 +451,8 @@ def svg_picture(topology: Topology, layout: NodeLayout, title: str | None = None
     nic_chars = max((len(f"NIC {n}") for g in cmap.groups for n in g.nics), default=0)
     label_w = max(_LABEL_W, 7 * nic_chars + 30)
     inner_w = label_w + grid_w + 2 * 10
-    width = max(inner_w + 2 * _MARGIN + 20, 760)
+    legend_w = _MARGIN + 380 + 7 * max((len(r.xstreams) for r in cmap.ranks), default=0)
+    width = max(inner_w + 2 * _MARGIN + 20, 760, legend_w + _MARGIN)
 
     svg = ET.Element("svg", {"xmlns": "http://www.w3.org/2000/svg", "version": "1.1",
                              "class": "layout-picture"})
