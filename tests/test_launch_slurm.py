@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -39,15 +40,17 @@ def test_trivial_sbatch_completes(tmp_path: Path, local_slurm: str) -> None:
         ["hostname"], capture_output=True, text=True).stdout.strip()
 
 
-def test_start_is_idempotent_and_status_reports_alive() -> None:
+def test_start_is_idempotent_and_status_reports_alive(local_slurm: str) -> None:
     def pids() -> str:
         return subprocess.run(["bash", str(LOCAL_SLURM), "status"], capture_output=True,
                               text=True, check=True).stdout
 
     before = pids()
     assert "slurmctld" in before and "alive" in before
-    subprocess.run(["bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True,
-                   check=True)
+    # under this session's lease (as the fixture): a plain start would hold a "manual" lease
+    # and leave the daemons running after the tests
+    subprocess.run(["bash", str(LOCAL_SLURM), "start", "--lease", str(os.getpid())],
+                   capture_output=True, text=True, check=True)
     after = pids()
     # Same daemons (same PIDs) after a second start.
     assert [line for line in before.splitlines() if line.startswith("slurm")] == \
