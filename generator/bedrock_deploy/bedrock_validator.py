@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.files import read_input_text
 from bedrock_deploy.site_profile import SiteProfile
 from bedrock_deploy.topology import Topology
 from bedrock_deploy.yaml_source import YamlDocument, parse_yaml
@@ -750,14 +751,7 @@ def validate_deployment(configs: list[dict[str, Any]], rank_cpus: list[tuple[int
 
 
 def load_config_file(path: str | Path) -> YamlDocument:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fail("file not found", file=str(p), hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise fail(f"cannot read file: {err}", file=str(p)) from None
-    return load_json_located(text, str(p))
+    return load_json_located(read_input_text(path), str(path))
 
 
 def validate_file(path: str | Path, *, site: SiteProfile | None = None,

@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from bedrock_deploy.diagnostics import KeyPath, SourceLocation, fail
+from bedrock_deploy.files import read_input_text
 
 Locations = dict[KeyPath, SourceLocation]
 
@@ -81,11 +82,4 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
 
 
 def load_yaml(path: str | Path) -> YamlDocument:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fail("file not found", file=str(p), hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise fail(f"cannot read file: {err}", file=str(p)) from None
-    return parse_yaml(text, str(p))
+    return parse_yaml(read_input_text(path), str(path))

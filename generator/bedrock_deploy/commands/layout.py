@@ -8,13 +8,12 @@ same picture as SVG. Nothing is generated or launched.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
 from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.generate import Inputs, build_plan
 from bedrock_deploy.layout_picture import render_svg, render_terminal
 from bedrock_deploy.service import load_service
@@ -46,14 +45,7 @@ def write_atomically(path: Path, text: str) -> None:
     if not path.parent.is_dir():
         raise fail(f"directory {path.parent} does not exist", file=str(path),
                    hint="create it first or choose another --svg path")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def _layout(args: argparse.Namespace) -> int:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 
-from bedrock_deploy.diagnostics import InputError, Problem, SourceLocation, fail
+from bedrock_deploy.diagnostics import InputError, Problem, SourceLocation
+from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.probe import probe, profile_document, render_profile_yaml
 from bedrock_deploy.site_profile import SiteProfile, check_site
 from bedrock_deploy.validation import validate_model
@@ -55,20 +53,7 @@ def _probe(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    out = Path(args.output)
-    # Nothing half-written: write a temporary file next to the target, then rename it.
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    except OSError as err:
-        raise fail(f"cannot write here: {err.strerror}", file=str(out),
-                   hint="check that the directory exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = write_text_atomic(args.output, text)
     print(f"wrote {out} ({result.source}: {result.node.sockets} socket(s) x "
           f"{result.node.cores_per_socket} cores x {result.node.threads_per_core} threads, "
           f"{len(result.node.numa_domains)} NUMA domain(s), {len(result.node.nics)} NIC(s))",

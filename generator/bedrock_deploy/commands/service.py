@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from bedrock_deploy.diagnostics import InputError
+from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.service import ServiceDescription, load_service
 
 
@@ -69,8 +70,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     text = json.dumps(service_schema(), indent=2) + "\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from ruamel.yaml import YAML
 
-from bedrock_deploy.diagnostics import InputError, fail
+from bedrock_deploy.diagnostics import InputError
+from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.site_profile import SiteProfile
 from bedrock_deploy.sites import NODE_PROBE, load_site, shipped_profiles
 
@@ -125,17 +123,5 @@ def _schema(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    out = Path(args.output)
-    try:  # nothing half-written: a temporary file next to the target, then a rename
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    except OSError as err:
-        raise fail(f"cannot write here: {err.strerror}", file=str(out),
-                   hint="check that the directory exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(args.output, text)
     return 0
