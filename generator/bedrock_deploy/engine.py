@@ -1,15 +1,19 @@
 """The compiled engine (``native/``): where its executables are, and its Python bindings.
 
 Executables (``bedrock-engine``, ``bedrock-engine-query``, ``bedrock-engine-shutdown``) are
-found in ``$BEDROCK_DEPLOY_ENGINE_DIR``, else in the installed package's ``_bin/``, else on
-``PATH``. The bindings (``bedrock_deploy._engine``) are re-exported here: ``Server``,
-``Client``, ``ConfigError``, ``RpcError``, ``UnsupportedProtocol``, ``load_config``.
+installed by ``pip install`` into the environment's ``bin/`` (on ``PATH``, next to
+``bedrock-deploy``). They are found in ``$BEDROCK_DEPLOY_ENGINE_DIR``, else in the scripts
+directory of the running Python's environment, else in a package ``_bin/`` (a plain CMake
+install of ``native/``), else on ``PATH``. The bindings (``bedrock_deploy._engine``) are
+re-exported here: ``Server``, ``Client``, ``ConfigError``, ``RpcError``,
+``UnsupportedProtocol``, ``load_config``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +30,9 @@ def engine_dir() -> Path | None:
     env = os.environ.get("BEDROCK_DEPLOY_ENGINE_DIR")
     if env:
         return Path(env)
-    bundled = _PKG / "_bin"
-    if (bundled / "bedrock-engine").is_file():
-        return bundled
+    for candidate in (Path(sysconfig.get_path("scripts")), _PKG / "_bin"):
+        if (candidate / "bedrock-engine").is_file():
+            return candidate
     found = shutil.which("bedrock-engine")
     return Path(found).parent if found else None
 
@@ -41,7 +45,8 @@ def executable(name: str = "bedrock-engine") -> Path:
     if directory is not None and (directory / name).is_file():
         return directory / name
     raise EngineNotFound(
-        f"{name} not found (looked in $BEDROCK_DEPLOY_ENGINE_DIR, {_PKG / '_bin'}, PATH); "
+        f"{name} not found (looked in $BEDROCK_DEPLOY_ENGINE_DIR, "
+        f"{sysconfig.get_path('scripts')}, {_PKG / '_bin'}, PATH); "
         "install bedrock-deploy with `pip install .` so that native/ is compiled"
     )
 

@@ -80,11 +80,13 @@ def _environment() -> jinja2.Environment:
 def embedded_engine_dir() -> str:
     """Where the embedded engine's executables are, decided at generate time (the scripts let
     ``BEDROCK_DEPLOY_ENGINE_DIR`` override it at run time): ``bedrock_deploy.engine``'s search
-    ($BEDROCK_DEPLOY_ENGINE_DIR, the package's ``_bin``, PATH), else where an install puts it."""
+    ($BEDROCK_DEPLOY_ENGINE_DIR, the environment's ``bin/``, PATH), else where pip installs it."""
+    import sysconfig
+
     from bedrock_deploy.engine import engine_dir
 
     found = engine_dir()
-    return str(found.resolve() if found else Path(__file__).resolve().parent.parent / "_bin")
+    return str(found.resolve() if found else Path(sysconfig.get_path("scripts")))
 
 
 def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ...]

@@ -148,7 +148,7 @@ def _load_margo_info(path: Path, notes: list[str]) -> MargoInfoReport:
 
 def find_engine(engine: str | Path | None = None) -> Path:
     """The embedded engine: ``engine`` if given, else where :mod:`bedrock_deploy.engine` finds it
-    ($BEDROCK_DEPLOY_ENGINE_DIR, the installed package's ``_bin/``, PATH)."""
+    ($BEDROCK_DEPLOY_ENGINE_DIR, the environment's ``bin/``, PATH)."""
     from bedrock_deploy.engine import EngineNotFound, executable
 
     if engine is not None:
