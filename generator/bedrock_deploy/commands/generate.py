@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--nodes", type=int, metavar="N", help="override the service's node count")
     p.add_argument("--ppn", type=int, metavar="N",
                    help="override the service's processes per node")
+    p.add_argument("--account", metavar="PROJECT",
+                   help="project/allocation the job is charged to (required by sites whose "
+                   "scheduler rejects jobs without one, e.g. ALCF)")
+    p.add_argument("--queue", metavar="NAME",
+                   help="use this queue of the site's queue table instead of choosing one "
+                   "by node count (still checked against its limits)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=_generate)
 
@@ -39,17 +45,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _generate(args: argparse.Namespace) -> int:
     result = generate(args.site, args.service, args.output, force=args.force,
                       nodes=args.nodes, ppn=args.ppn, margo_info=args.margo_info,
-                      fi_info=args.fi_info, transport=args.transport)
+                      fi_info=args.fi_info, transport=args.transport,
+                      account=args.account, queue=args.queue)
     plan = result.plan
     if args.json:
         json.dump({"output": str(result.out), "files": result.files,
                    "transport": plan.transport.protocol, "nodes": plan.nodes,
                    "processes_per_node": plan.processes_per_node,
-                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in result.warnings]},
+                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in result.warnings],
+                   "site_warnings": result.site_warnings},
                   sys.stdout, indent=2)
         print()
         return 0
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for warning in result.site_warnings:
+        err.print(f"warning: {warning}", markup=False)
     for rank, w in result.warnings:
         err.print(f"local rank {rank}: " + w.format(f"configs/rank-{rank}.json"), markup=False)
     print(f"wrote {result.out}/ ({len(result.files)} files): {plan.service.name} on "
