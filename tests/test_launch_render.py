@@ -28,6 +28,7 @@ from bedrock_deploy.plan import (
     TransportChoice,
     XstreamPlan,
 )
+from bedrock_deploy.queues import resolve_scheduler
 from bedrock_deploy.service import Component, ServiceDescription
 from bedrock_deploy.site_profile import LauncherKind, SchedulerKind, SiteProfile
 from bedrock_deploy.sites import load_site, shipped_profiles
@@ -87,8 +88,15 @@ def make_plan(site: SiteProfile, files: list[str], *, nodes: int = 2, ppn: int =
 
 
 def shipped_plan(name: str, **kw: object) -> DeploymentPlan:
+    """A plan for a shipped profile, its scheduler resolved as generate does (queue from the
+    table, an account where the site requires one)."""
     loaded = load_site(name)
-    return make_plan(loaded.profile, loaded.files, **kw)  # type: ignore[arg-type]
+    profile = loaded.profile
+    nodes = int(kw.get("nodes", 2))  # type: ignore[call-overload]
+    account = "PROJECT" if profile.scheduler.account_required else None
+    sched = resolve_scheduler(profile, nodes, account=account).scheduler
+    profile = profile.model_copy(update={"scheduler": sched})
+    return make_plan(profile, loaded.files, **kw)  # type: ignore[arg-type]
 
 
 def site_with(name: str, **changes: object) -> tuple[SiteProfile, list[str]]:

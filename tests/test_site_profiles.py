@@ -337,7 +337,7 @@ def test_current_software_externals() -> None:
     assert (perl.spec, perl.prefix) == ("gcc@13.2.1", "/opt/cray/pe/gcc-native/13")
     sunspot = load_site("sunspot").profile
     assert sunspot.scheduler.directives == ["-l filesystems=gila:home"]
-    assert [e.modules[0] for e in sunspot.spack.externals][0] == "libfabric/1.20.1"
+    assert sunspot.spack.externals[0].modules[0] == "libfabric/1.20.1"
 
 
 def test_generic_infiniband_keeps_the_registration_cache() -> None:
