@@ -15,6 +15,7 @@ from bedrock_deploy.generate import generate, write_tree
 from bedrock_deploy.resources import share_path
 
 KV = str(share_path("examples", "kv-service.yaml"))
+POLARIS = ["--site", "polaris", "--account", "P"]  # ALCF requires an account
 MOFKA = str(share_path("examples", "mofka-like.yaml"))
 
 
@@ -28,7 +29,7 @@ def leftovers(parent: Path) -> list[str]:
 
 def test_generate_writes_the_contract(tmp_path: Path) -> None:
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--account", "P", "--service", MOFKA, "-o", str(out)]) == 0
+    assert main(["generate", *POLARIS, "--service", MOFKA, "-o", str(out)]) == 0
     for rel in ["manifest.json", "spack.yaml", "layout.svg", "configs/rank-0.json",
                 "configs/rank-3.json"]:
         assert (out / rel).is_file(), rel
@@ -69,15 +70,15 @@ def test_overrides_are_recorded(tmp_path: Path) -> None:
 def test_refuses_to_overwrite_without_force(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--account", "P", "--service", KV, "-o", str(out)]) == 0
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out)]) == 0
     before = (out / "manifest.json").read_text()
     (out / "marker").write_text("old")
-    assert main(["generate", "--site", "polaris", "--account", "P", "--service", KV, "-o", str(out),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out),
                  "--ppn", "1"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "manifest.json").read_text() == before and (out / "marker").exists()
     # --force replaces the whole directory (the marker goes), atomically
-    assert main(["generate", "--site", "polaris", "--account", "P", "--service", KV, "-o", str(out),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out),
                  "--ppn", "1", "--force"]) == 0
     assert not (out / "marker").exists()
     assert json.loads((out / "manifest.json").read_text())["processes_per_node"] == 1
@@ -102,9 +103,9 @@ def test_force_only_replaces_deployments(tmp_path: Path) -> None:
 def test_bad_input_leaves_no_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        args: list[str], text: str) -> None:
     out = tmp_path / "dep"
-    argv = ["generate", "--site", "polaris", "--account", "P", "--service", KV, "-o", str(out), *args]
+    argv = ["generate", *POLARIS, "--service", KV, "-o", str(out), *args]
     if args[0] == "--service":
-        argv = ["generate", "--site", "polaris", "--account", "P", *args, "-o", str(out)]
+        argv = ["generate", *POLARIS, *args, "-o", str(out)]
     assert main(argv) == 2
     assert text in capsys.readouterr().err
     assert not out.exists()
@@ -115,7 +116,7 @@ def test_bad_service_is_located(tmp_path: Path, capsys: pytest.CaptureFixture[st
     svc = tmp_path / "svc.yaml"
     svc.write_text("name: s\ncomponents:\n  - {name: g, type: flock, pool: fast}\n")
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--account", "P", "--service", str(svc), "-o", str(out)]) == 2
+    assert main(["generate", *POLARIS, "--service", str(svc), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"{svc}:3:" in err and "pool" in err
     assert not out.exists()
@@ -178,11 +179,11 @@ def test_host_reports_drive_the_transport(tmp_path: Path) -> None:
 
 def test_transport_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--account", "P", "--service", KV, "-o", str(out),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out),
                  "--transport", "tcp"]) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["transport"]["name"] == "tcp" and m["overrides"]["transport"] == "tcp"
-    assert main(["generate", "--site", "polaris", "--account", "P", "--service", KV, "-o", str(tmp_path / "x"),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(tmp_path / "x"),
                  "--transport", "nope"]) == 2
     assert "no transport named 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
