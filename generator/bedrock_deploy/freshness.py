@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 
-from bedrock_deploy.site_profile import SchedulerKind, SiteProfile
+from bedrock_deploy.site_profile import SiteProfile
 
 MAX_AGE_DAYS = 183  # six months
 
@@ -20,7 +20,7 @@ def freshness_warning(site: SiteProfile, today: datetime.date | None = None) -> 
     probe = (f"run 'bedrock-deploy probe --site {site.name} --diff' on a login node of the "
              "machine and review what changed")
     if site.verified is None:
-        if site.scheduler.type is SchedulerKind.none:
+        if site.scheduler.type == "none":
             return None  # a single host: nothing about a machine's queues or modules to decay
         return (f"site profile {site.name!r} does not record when its facts (queues, modules, "
                 f"versions) were verified: they may be out of date; {probe}")

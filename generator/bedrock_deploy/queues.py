@@ -21,7 +21,6 @@ from bedrock_deploy.site_profile import (
     Queue,
     QueueOption,
     Scheduler,
-    SchedulerKind,
     SiteProfile,
 )
 
@@ -132,7 +131,7 @@ def resolve_scheduler(site: SiteProfile, nodes: int, *, account: str | None = No
     queue from the table (:func:`choose_queue`)."""
     sched = site.scheduler
     choices: list[tuple[str, str, str]] = []
-    if sched.type is SchedulerKind.none:
+    if sched.type == "none":
         return ResolvedScheduler(sched, choices)
     acct = account or sched.account
     if acct:

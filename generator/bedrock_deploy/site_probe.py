@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_deploy.diagnostics import fail
-from bedrock_deploy.site_profile import LauncherKind, SchedulerKind, SiteProfile
+from bedrock_deploy.site_profile import SiteProfile
 
 # What a command is called, and the file it is read from with --from DIR.
 COMMANDS: dict[str, tuple[list[str], str]] = {
@@ -74,11 +74,11 @@ def launcher_prefix(site: SiteProfile) -> list[str]:
     flags = list(t.launcher_flags) if t else []
     kind = site.launcher.type
     exe = site.launcher.command
-    if kind is LauncherKind.srun:
+    if kind == "srun":
         return [exe or "srun", "-N", "1", "-n", "1", *flags]
-    if kind is LauncherKind.mpiexec_pals:
+    if kind == "mpiexec-pals":
         return [exe or "mpiexec", "-n", "1", "--ppn", "1", *flags]
-    if kind is LauncherKind.flux_run:
+    if kind == "flux-run":
         return [exe or "flux", "run", "-N", "1", "-n", "1", *flags]
     return []
 
@@ -253,11 +253,11 @@ def collect(site: SiteProfile, run: Runner, host: str | None = None,
             return None
         return text
 
-    if site.scheduler.type is SchedulerKind.pbs:
+    if site.scheduler.type == "pbs":
         text = get("qstat")
         if text:
             probe.queues = parse_qstat_qf(text)
-    elif site.scheduler.type is SchedulerKind.slurm:
+    elif site.scheduler.type == "slurm":
         text = get("partitions")
         if text:
             probe.queues = parse_scontrol_partitions(text)

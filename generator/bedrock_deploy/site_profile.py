@@ -490,11 +490,11 @@ def _queue_problems(site: SiteProfile) -> list[Problem]:
                 f"queue {q.name!r} takes {q.min_nodes}-{q.max_nodes} nodes: max_nodes is below "
                 "min_nodes", path=("scheduler", "queues", i, "max_nodes"),
                 hint="give the node range as the site's queue table shows it"))
-        if q.option is QueueOption.qos and sched.type is not SchedulerKind.slurm:
+        if q.option is QueueOption.qos and sched.type != "slurm":
             problems.append(Problem(
                 f"queue {q.name!r} is a QOS, which only Slurm has",
                 path=("scheduler", "queues", i, "option"), hint="remove 'option: qos'"))
-    if sched.queues and sched.type is SchedulerKind.none:
+    if sched.queues and sched.type == "none":
         problems.append(Problem("a queue table needs a scheduler", path=("scheduler", "queues"),
                                 hint="set scheduler.type or remove scheduler.queues"))
     return problems
