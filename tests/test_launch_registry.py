@@ -205,3 +205,12 @@ def test_a_driver_file_cannot_replace_a_deployment_file(fork_launcher: Any) -> N
     site, files = site_with("local", launcher={"type": "test-fork"})
     with pytest.raises(ValueError, match="needs its own path"):
         render_scripts(make_plan(site, files, nodes=1))
+
+
+def test_the_run_line_runs_a_file_of_the_deployment(fork_launcher: Any) -> None:
+    LAUNCHERS.unregister("test-fork")
+    register_launcher(type("NoDriver", (ForkDriver,), {
+        "driver_files": lambda self, render: {}}))
+    site, files = site_with("local", launcher={"type": "test-fork"})
+    with pytest.raises(ValueError, match="is not a file of the deployment"):
+        render_scripts(make_plan(site, files, nodes=1))

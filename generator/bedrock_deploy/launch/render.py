@@ -223,9 +223,13 @@ def render_scripts(plan: DeploymentPlan) -> dict[str, str]:
     def render(template: str, /, **extra: Any) -> str:
         return env.get_template(template).render({**ctx, **extra})
 
-    for rel, text in launcher_for(plan).driver_files(render).items():
+    launcher = launcher_for(plan)
+    for rel, text in launcher.driver_files(render).items():
         if rel in files or Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise ValueError(f"launcher {plan.site.launcher.type!r} writes {rel!r}: a driver "
+            raise ValueError(f"launcher {launcher.name!r} writes {rel!r}: a driver "
                              "file needs its own path inside the deployment directory")
         files[rel] = text
+    if ctx["launch_program"] not in files:
+        raise ValueError(f"launcher {launcher.name!r} runs {ctx['launch_program']!r}, which "
+                         "is not a file of the deployment: write it with driver_files()")
     return files
