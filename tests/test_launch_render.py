@@ -110,6 +110,7 @@ def site_with(name: str, **changes: object) -> tuple[SiteProfile, list[str]]:
 @pytest.fixture(autouse=True)
 def _fixed_engine_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BEDROCK_DEPLOY_ENGINE_DIR", ENGINE_DIR)
+    monkeypatch.delenv("SPACK_ROOT", raising=False)  # recorded in job scripts as a default
 
 
 # Profiles whose node is probed from this host are covered by the end-to-end tests instead.
@@ -140,7 +141,8 @@ def test_scripts_are_valid_bash(name: str, tmp_path: Path) -> None:
             script.write_text(text, encoding="utf-8")
             done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
             assert done.returncode == 0, f"{name} {rel}: {done.stderr}"
-            assert text.startswith("#!/usr/bin/env bash\n")
+            login = shipped_plan(name).site.scheduler.login_shell and rel != "scripts/rank-exec.sh"
+            assert text.startswith("#!/bin/bash -l\n" if login else "#!/usr/bin/env bash\n")
             assert "set -euo pipefail" in text
 
 

@@ -190,3 +190,78 @@ def test_spack_check_rejects_a_compiler_external_without_paths(
         "(extra_attributes.compilers)"]
     assert main(["spack", "check", str(env)]) == 2
     assert f"{env}:6:9: error: spack.packages.gcc.externals[0]" in capsys.readouterr().err
+
+
+# ---- the job scripts ------------------------------------------------------------------------
+
+VNI_SITES = {"aurora": "--single-node-vni", "polaris": "--single-node-vni",
+             "sunspot": "--single-node-vni", "frontier": "--network=job_vni,single_node_vni",
+             "perlmutter": "--network=job_vni,single_node_vni"}
+
+
+def _job(tmp_path: Path, site: str, **kw: object) -> str:
+    res = generate(site, KV, tmp_path / site, nodes=2, account="P", **kw)  # type: ignore[arg-type]
+    return next((res.out / "scripts").glob("job.*")).read_text()
+
+
+def helper_violations(script: str) -> list[str]:
+    """Lines that run the query or shutdown tool or the client outside the launcher helper."""
+    bad = []
+    for line in script.splitlines():
+        words = line.strip()
+        if words.startswith(("#", "bd_log", "for bd_tool", "bd_die")) or "command -v" in words:
+            continue
+        for tool in ("bedrock-query", "bedrock-shutdown", 'bash -c "$BEDROCK_DEPLOY_CLIENT"'):
+            if tool in words and '"${bd_helper[@]}" ' + tool not in words:
+                bad.append(words)
+    return bad
+
+
+@pytest.mark.parametrize("site", sorted(VNI_SITES))
+def test_query_shutdown_and_client_go_through_the_launcher_with_the_vni_flags(
+        tmp_path: Path, site: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPACK_ROOT", raising=False)
+    script = _job(tmp_path, site)
+    helper = script.split("bd_helper=(\n", 1)[1].split("\n)", 1)[0].split()
+    assert helper[0] in ("mpiexec", "srun") and helper[-1] == VNI_SITES[site]
+    if helper[0] == "srun":
+        assert "--overlap" in helper  # beside the service's step, which holds every CPU
+    assert helper_violations(script) == []
+    for use in ('"${bd_helper[@]}" bedrock-query', '"${bd_helper[@]}" bedrock-shutdown',
+                '"${bd_helper[@]}" bash -c "$BEDROCK_DEPLOY_CLIENT"'):
+        assert use in script, use
+
+
+def test_the_check_catches_a_query_in_the_batch_shell() -> None:
+    defective = ('  timeout 60 bedrock-query "$PROTOCOL" "${targets[@]}" >"$RUN/query.json"\n'
+                 '  bash -c "$BEDROCK_DEPLOY_CLIENT" </dev/null &\n')
+    assert len(helper_violations(defective)) == 2
+
+
+def test_helpers_run_directly_on_transports_without_launcher_flags(tmp_path: Path) -> None:
+    script = _job(tmp_path, "generic-slurm-tcp")
+    assert "bd_helper=()  # transport tcp needs no launcher credentials" in script
+
+
+def test_login_shell_where_the_site_recommends_it(tmp_path: Path) -> None:
+    assert _job(tmp_path, "aurora").startswith("#!/bin/bash -l\n#PBS ")
+    assert _job(tmp_path, "improv").startswith("#!/bin/bash -l\n#PBS ")
+    assert _job(tmp_path, "frontier").startswith("#!/usr/bin/env bash\n#SBATCH ")
+
+
+def test_the_job_sets_up_spack_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPACK_ROOT", "/home/me/spack")
+    script = _job(tmp_path, "polaris")
+    assert "SPACK_ROOT=${SPACK_ROOT:-/home/me/spack}" in script
+    assert '. "$SPACK_ROOT/share/spack/setup-env.sh"' in script
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\nextends: polaris\nspack:\n  root: /soft/spack-1.1\n")
+    res = generate(profile, KV, tmp_path / "p", nodes=2, account="P")
+    assert "SPACK_ROOT=${SPACK_ROOT:-/soft/spack-1.1}" in (res.out / "scripts" / "job.pbs") \
+        .read_text()
+
+
+def test_module_is_set_up_before_the_hooks_that_use_it(tmp_path: Path) -> None:
+    script = _job(tmp_path, "frontier")
+    init = script.index("/usr/share/lmod/lmod/init/bash")
+    assert init < script.index("module swap PrgEnv-cray PrgEnv-gnu")

@@ -67,20 +67,15 @@ MODULE_FAMILIES: dict[str, tuple[str, ...]] = {
 
 
 def launcher_prefix(site: SiteProfile) -> list[str]:
-    """The command that starts one process on this node through the site's launcher, with the
-    flags its first inter-node transport needs (Slingshot VNI), or [] for launchers that give
-    no network credentials."""
+    """The command that starts one process on a compute node through the site's launcher
+    (``Launcher.single_process_argv``), with the flags its first inter-node transport needs
+    (Slingshot VNI), or [] when that transport needs none (the process then runs directly)."""
+    from bedrock_deploy.launch.launcher import launcher_class  # local: launch imports profiles
+
     t = next((t for t in site.transports if t.scope.value == "inter-node"), None)
-    flags = list(t.launcher_flags) if t else []
-    kind = site.launcher.type
-    exe = site.launcher.command
-    if kind == "srun":
-        return [exe or "srun", "-N", "1", "-n", "1", *flags]
-    if kind == "mpiexec-pals":
-        return [exe or "mpiexec", "-n", "1", "--ppn", "1", *flags]
-    if kind == "flux-run":
-        return [exe or "flux", "run", "-N", "1", "-n", "1", *flags]
-    return []
+    if t is None or not t.launcher_flags:
+        return []
+    return [*launcher_class(site.launcher.type).single_process_argv(site), *t.launcher_flags]
 
 
 Runner = Callable[[str, list[str]], str | None]

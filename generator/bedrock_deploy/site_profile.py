@@ -305,6 +305,10 @@ class SpackRepoPin(_Strict):
 
 class Spack(_Strict):
     version: str | None = Field(default=None, description="Spack release the site uses, e.g. 1.1.0")
+    root: str | None = Field(
+        default=None, description="where the job finds Spack (its SPACK_ROOT), e.g. "
+        "'$HOME/spack'; default: SPACK_ROOT of the shell that runs generate. A batch job "
+        "does not inherit the submitting shell's environment on every site (PBS)")
     repos: dict[str, SpackRepoPin] = Field(
         default_factory=dict, description="package repos to pin, e.g. mochi: {commit: ...}"
     )
