@@ -265,3 +265,8 @@ def test_module_is_set_up_before_the_hooks_that_use_it(tmp_path: Path) -> None:
     script = _job(tmp_path, "frontier")
     init = script.index("/usr/share/lmod/lmod/init/bash")
     assert init < script.index("module swap PrgEnv-cray PrgEnv-gnu")
+
+
+def test_layout_needs_no_account_it_writes_no_job(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["layout", "--site", "aurora", "--service", KV, "--ppn", "2"]) == 0
+    assert "requires an account" not in capsys.readouterr().err

@@ -66,6 +66,7 @@ class Inputs:
     transport: str | None = None  # --transport: a site transport name to use
     account: str | None = None  # --account: the project the job is charged to
     queue: str | None = None  # --queue: a queue of the site's table instead of choosing one
+    for_job: bool = True  # False (bedrock-deploy layout): no job is written, so no account/queue
 
     def files(self) -> list[tuple[str, Path]]:
         out = [("site", Path(f)) for f in self.site.files]
@@ -160,10 +161,11 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
         Choice("processes per node", service.processes_per_node,
                "--ppn" if "ppn" in inputs.overrides else "service description"),
     ]
-    resolved = resolve_scheduler(site, service.nodes, account=inputs.account,
-                                 queue=inputs.queue)
-    site = site.model_copy(update={"scheduler": resolved.scheduler})
-    choices += [Choice(what, value, why) for what, value, why in resolved.choices]
+    if inputs.for_job:
+        resolved = resolve_scheduler(site, service.nodes, account=inputs.account,
+                                     queue=inputs.queue)
+        site = site.model_copy(update={"scheduler": resolved.scheduler})
+        choices += [Choice(what, value, why) for what, value, why in resolved.choices]
     transport, weighed = select_transport_for(inputs, service.nodes)
     choices.append(Choice("transport", f"{transport.name} ({transport.protocol})",
                           transport.reason))

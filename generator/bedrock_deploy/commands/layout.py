@@ -57,7 +57,7 @@ def _layout(args: argparse.Namespace) -> int:
             overrides[key] = val
     # the same plan `generate` makes (transport selection, layout, validated configs)
     inputs = Inputs(site=load_site(args.site), service=load_service(args.service),
-                    overrides=overrides, transport=args.transport)
+                    overrides=overrides, transport=args.transport, for_job=False)
     plan, _warnings = build_plan(inputs)
     if args.svg is not None:
         write_atomically(args.svg, render_svg(plan))
