@@ -128,6 +128,11 @@ class Scheduler(ABC):
         raise NotImplementedError
 
     @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        """The command that cancels a job (its batch shell gets SIGTERM, then SIGKILL)."""
+        raise NotImplementedError
+
+    @classmethod
     def output_file(cls, log_dir: Path, name: str, job_id: str) -> Path:
         return log_dir / f"{name}-{job_id}.out"
 
@@ -193,6 +198,10 @@ class Slurm(Scheduler):
         return ["scontrol", "show", "job", "--oneliner", job_id]
 
     @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        return ["scancel", job_id]
+
+    @classmethod
     def parse_status(cls, stdout: str) -> JobStatus | None:
         fields = dict(f.split("=", 1) for f in stdout.split() if "=" in f)
         state = fields.get("JobState")
@@ -235,6 +244,10 @@ class Pbs(Scheduler):
     @classmethod
     def status_argv(cls, job_id: str) -> list[str]:
         return ["qstat", "-x", "-f", job_id]
+
+    @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        return ["qdel", job_id]
 
     @classmethod
     def output_file(cls, log_dir: Path, name: str, job_id: str) -> Path:
@@ -286,6 +299,10 @@ class Flux(Scheduler):
     @classmethod
     def status_argv(cls, job_id: str) -> list[str]:
         return ["flux", "jobs", "-n", "-o", "{state} {result} {returncode}", job_id]
+
+    @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        return ["flux", "cancel", job_id]
 
     @classmethod
     def parse_status(cls, stdout: str) -> JobStatus | None:
