@@ -91,13 +91,15 @@ def load_service(source: ServiceSource, *, name: str | None = None) -> LoadedSer
     """
     if isinstance(source, LoadedService):
         return source if name is None else load_service_data(
-            source.service.model_dump(mode="json"), label=source.file, name=name)
+            source.service.model_dump(mode="json", exclude_none=True), label=source.file, name=name)
     if isinstance(source, ServiceDescription):
-        return load_service_data(source.model_dump(mode="json"), label="<service>", name=name)
+        return load_service_data(source.model_dump(mode="json", exclude_none=True),
+                                 label="<service>", name=name)
     if isinstance(source, str | Path):
         loaded = _load_service_file(source)
         return loaded if name is None else load_service_data(
-            loaded.service.model_dump(mode="json"), label=loaded.file, name=name)
+            loaded.service.model_dump(mode="json", exclude_none=True), label=loaded.file,
+            name=name)
     if isinstance(source, Mapping):
         return load_service_data(dict(source), name=name)
     if isinstance(source, SupportsToDict):
@@ -142,20 +144,26 @@ def _checked(model: type[Any], data: dict[str, Any], label: str) -> Any:
         raise InputError([replace(p, location=None, file=label) for p in err.problems]) from None
 
 
-def service(name: str, components: Sequence[Component | Mapping[str, Any]], *,
+def service(name: str, components: Sequence[Component | Mapping[str, Any]] = (), *,
+            bedrock_config: Mapping[str, Any] | SupportsToDict | str | Path | None = None,
             nodes: int = 1, processes_per_node: int = 1,
             threads: Threads | Mapping[str, Any] | None = None,
             placement: Placement | Mapping[str, Any] | None = None,
             margo: MargoOptions | Mapping[str, Any] | None = None,
             extra_libraries: Sequence[str] = (), description: str = "") -> LoadedService:
     """A service description built in code (the same fields as the YAML form), checked as a
-    file would be; ready for :func:`plan`.
+    file would be; ready for :func:`plan`. The providers are ``components``, or those of
+    ``bedrock_config``: a Bedrock config (a dict, an object with ``to_dict()`` such as
+    ``mochi.bedrock.spec.ProcSpec``, or a JSON file) whose ``margo`` section is planned again
+    with ``threads`` and ``placement``.
 
     Example::
 
         svc = bd.service("kv", [bd.component("group", "flock"),
                                 bd.component("kv", "yokan")],
                          processes_per_node=2, threads={"rpc": 1, "progress": "dedicated"})
+        svc = bd.service("kv", bedrock_config=proc_spec.to_dict(),
+                         placement={"too_few_cores": "share"})
         plan = bd.plan("local", svc)
     """
     def plain(value: Any) -> Any:
@@ -165,8 +173,13 @@ def service(name: str, components: Sequence[Component | Mapping[str, Any]], *,
     data: dict[str, Any] = {
         "name": name, "description": description, "nodes": nodes,
         "processes_per_node": processes_per_node,
-        "components": [plain(c) for c in components],
         "extra_libraries": list(extra_libraries)}
+    if components or bedrock_config is None:
+        data["components"] = [plain(c) for c in components]
+    if bedrock_config is not None:
+        data["bedrock_config"] = str(bedrock_config) if isinstance(bedrock_config, str | Path) \
+            else bedrock_config.to_dict() if isinstance(bedrock_config, SupportsToDict) \
+            else dict(bedrock_config)
     for key, value in (("threads", threads), ("placement", placement), ("margo", margo)):
         if value is not None:
             data[key] = plain(value)

@@ -181,6 +181,11 @@ class Deployment:
         return self._manifest
 
     @property
+    def files(self) -> list[str]:
+        """The files ``generate`` wrote, relative to the directory (the manifest included)."""
+        return sorted({*self.manifest.get("files", {}), MANIFEST})
+
+    @property
     def site(self) -> str:
         """The site profile's name."""
         return str(self.manifest.get("site", ""))
@@ -423,12 +428,14 @@ class Deployment:
         return self._start(BatchJob(sched, job_id, self.directory, output, env=job_env),
                            wait, timeout)
 
-    def attach(self, process: ServiceProcess | None = None, *,
-               owned: bool | None = None) -> RunningService:
+    def attach(self, process: ServiceProcess | None = None, *, owned: bool | None = None,
+               ready_marker: bool = True) -> RunningService:
         """A handle on this deployment's service started some other way: by ``process``
         (anything with :class:`~bedrock_deploy.running.ServiceProcess`'s methods, e.g. a
         Dragon process group), or by someone else (None). ``owned`` (default: a process was
-        given) also stops it at interpreter exit; a ``with`` block always stops it.
+        given) also stops it at interpreter exit; a ``with`` block always stops it. Without a
+        process, readiness includes the job script's ``run/ready`` marker (the script was
+        started by hand) unless ``ready_marker`` is False (engines started without it).
 
         Example::
 
@@ -437,7 +444,8 @@ class Deployment:
             print(running.query(rank=0)["bedrock_engine"]["pid"])
         """
         return RunningService(self, process,
-                              owned=process is not None if owned is None else owned)
+                              owned=process is not None if owned is None else owned,
+                              ready_marker=ready_marker)
 
     def __repr__(self) -> str:
         with contextlib.suppress(Exception):

@@ -112,7 +112,13 @@ class TransportChoice:
 
 @dataclass(frozen=True)
 class Choice:
-    """One decision, recorded in the manifest: what was decided, the value, and why."""
+    """One decision, recorded in the manifest: what was decided, the value, and why.
+
+    Example::
+
+        for c in plan.choices:
+            print(f"{c.what}: {c.value} ({c.why})")   # transport: sm (na+sm://) (...)
+    """
 
     what: str
     value: Any

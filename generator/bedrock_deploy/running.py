@@ -449,9 +449,11 @@ class RunningService:
     """
 
     def __init__(self, deployment: Deployment, process: ServiceProcess | None = None, *,
-                 owned: bool = True, client_timeout: float = 5.0) -> None:
+                 owned: bool = True, ready_marker: bool = True,
+                 client_timeout: float = 5.0) -> None:
         self.deployment = deployment
         self.process = process
+        self._ready_marker = ready_marker
         self.stop_result: StopResult | None = None
         self._client: Client | None = None
         self._client_timeout = client_timeout
@@ -563,9 +565,15 @@ class RunningService:
     def ready(self) -> bool:
         """Every expected member is in the group and answers a ping (and the launch says so)."""
         members = self.members
-        return len(members) >= self.expected and (self.process is None or
-                                                  self.process.is_ready()) \
+        return len(members) >= self.expected and self._launch_ready() \
             and self._answering(members)
+
+    def _launch_ready(self) -> bool:
+        """What started the ranks agrees the service is ready (without a process: the job
+        script's ``run/ready``, unless there is no such script)."""
+        if self.process is not None:
+            return self.process.is_ready()
+        return not self._ready_marker or (self.deployment.directory / READY_MARKER).exists()
 
     @property
     def running(self) -> bool:
@@ -600,8 +608,7 @@ class RunningService:
         delay = 0.05
         while True:
             members = self.members
-            if len(members) >= self.expected and (self.process is None or
-                                                  self.process.is_ready()) \
+            if len(members) >= self.expected and self._launch_ready() \
                     and self._answering(members):
                 return members
             if self.process is not None and not self.process.running():

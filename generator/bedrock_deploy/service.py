@@ -88,6 +88,9 @@ class ShortagePolicy(StrEnum):
 
 
 class Threads(_Strict):
+    """Execution streams per process. Example (YAML): ``threads: {progress: dedicated,
+    rpc: 2, io: 1, primary: shared}``; in Python: ``bd.service(..., threads={"rpc": 2})``."""
+
     progress: ProgressMode = Field(
         default=ProgressMode.dedicated,
         description="'dedicated': the Mercury progress loop gets its own xstream and core; "
@@ -104,6 +107,10 @@ class Threads(_Strict):
 
 
 class Placement(_Strict):
+    """Where the execution streams go. Example (YAML): ``placement: {smt: avoid,
+    too_few_cores: share, pin: true}``; in Python: ``bd.service(..., placement={"smt":
+    "use"})``."""
+
     smt: SmtPolicy = Field(
         default=SmtPolicy.avoid,
         description="'avoid': one xstream per physical core; 'use': xstreams on hardware threads")
@@ -131,6 +138,9 @@ class PoolRole(StrEnum):
 
 
 class Component(_Strict):
+    """One Bedrock provider of the service. Example (YAML): ``- {name: kv, type: yokan,
+    config: {database: {type: map}}}``; in Python: ``bd.component("kv", "yokan")``."""
+
     name: str = Field(pattern=IDENTIFIER, description="provider name, an identifier")
     type: str = Field(pattern=IDENTIFIER,
                       description="flock, yokan, abt_io, warabi, mofka, or any module type")
@@ -178,6 +188,11 @@ class Component(_Strict):
 
 
 class ServiceDescription(_Strict):
+    """Which Bedrock providers to run, on how many nodes and processes, with which threads.
+    Example (YAML): ``name: kv``, ``processes_per_node: 2``, ``components: [{name: kv, type:
+    yokan}]``; in Python: ``bd.service("kv", [bd.component("kv", "yokan")],
+    processes_per_node=2)``."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="service name")
     description: str = ""
     nodes: int = Field(default=1, ge=1, description="compute nodes")
@@ -284,7 +299,13 @@ def check_service(service: ServiceDescription) -> list[Problem]:
 
 @dataclass
 class LoadedService:
-    """A validated service, where it came from, and (for a Bedrock JSON) what was kept."""
+    """A validated service, where it came from, and (for a Bedrock JSON) what was kept.
+
+    Example::
+
+        loaded = bd.load_service("share/examples/kv-service.yaml")
+        print(loaded.service.name, loaded.file, loaded.kind, loaded.notes)
+    """
 
     service: ServiceDescription
     file: str
@@ -420,28 +441,39 @@ def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     return doc, is_json
 
 
-def _with_bedrock_config(doc: YamlDocument, base: Path) -> tuple[dict[str, Any], list[str], str]:
-    """A YAML service naming ``bedrock_config`` (relative to ``base``): its providers, with the
-    YAML's threads."""
+def _with_bedrock_config(doc: YamlDocument, base: Path
+                         ) -> tuple[dict[str, Any], list[str], str | None]:
+    """A service naming ``bedrock_config``: its providers, with this service's threads.
+
+    ``bedrock_config`` is the path of a Bedrock JSON config (relative to ``base``) or, for a
+    service given as Python data, the config itself (a dict); returns the service's data, the
+    notes, and the JSON file read (None for a dict)."""
     ref = doc.data["bedrock_config"]
     where = doc.locate(("bedrock_config",))
-    if not isinstance(ref, str):
+    if not isinstance(ref, str | dict):
         raise fail("bedrock_config is the path of a Bedrock JSON config",
                    path=("bedrock_config",), location=where)
     if "components" in doc.data:
         raise fail("give either 'components' or 'bedrock_config', not both",
                    path=("components",), location=doc.locate(("components",)),
                    hint="the providers come from the Bedrock config")
-    jp = Path(ref) if Path(ref).is_absolute() else base / ref
-    if not jp.is_file():
-        raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
-                   location=where, hint="give a path relative to this file")
-    jdoc, is_json = _read_doc(jp)
-    if not is_json:
-        raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
-                   location=where)
-    derived, notes = _from_bedrock_json(jdoc.data, str(jp), jdoc.locate)
+    json_file: str | None = None
+    if isinstance(ref, dict):
+        jdoc = YamlDocument(file=f"{doc.file}.bedrock_config", data=ref, locations={})
+    else:
+        jp = Path(ref) if Path(ref).is_absolute() else base / ref
+        if not jp.is_file():
+            raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
+                       location=where, hint="give a path relative to this file")
+        jdoc, is_json = _read_doc(jp)
+        if not is_json:
+            raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
+                       location=where)
+        json_file = str(jp)
+    derived, notes = _from_bedrock_json(jdoc.data, jdoc.file, jdoc.locate, "derived")
     data = dict(doc.data)
+    if json_file is None:
+        data["bedrock_config"] = None  # the providers are in 'components' now
     data["components"] = [c.model_dump(mode="json", exclude_none=True)
                           for c in derived.components]
     data["extra_libraries"] = list(derived.extra_libraries) + list(
@@ -450,7 +482,7 @@ def _with_bedrock_config(doc: YamlDocument, base: Path) -> tuple[dict[str, Any],
     if isinstance(threads, dict):
         data["threads"] = {**derived.threads.model_dump(mode="json", exclude_unset=True),
                            **threads}
-    return data, notes, str(jp)
+    return data, notes, json_file
 
 
 def load_service(path: str | Path) -> LoadedService:
@@ -467,15 +499,15 @@ def _from_document(doc: YamlDocument, *, is_json: bool, base: Path, name: str | 
         service, notes = _from_bedrock_json(doc.data, doc.file, doc.locate, name)
         return LoadedService(service=service, file=doc.file, locations=doc.locations,
                              kind="bedrock-json", notes=notes, in_memory=in_memory)
-    data, notes, extra = doc.data, [], []
+    data, notes, extra, from_config = doc.data, [], [], False
     if "bedrock_config" in doc.data:
         data, notes, json_file = _with_bedrock_config(doc, base)
-        extra = [json_file]
+        extra, from_config = ([json_file] if json_file else []), True
     if name is not None:
         data = {**data, "name": name}
 
     def where(path: KeyPath) -> SourceLocation:
-        if extra and path[:1] == ("components",):
+        if from_config and path[:1] == ("components",):
             return doc.locate(("bedrock_config",))
         return doc.locate(path)
 
@@ -519,9 +551,9 @@ def load_service_data(data: dict[str, Any], *, label: str = "<service>",
                               name=name or (None if not bedrock else "service"),
                               in_memory=True)
     except InputError as err:  # no lines to point at: name the data and the key path
-        raise InputError([replace(p, location=None, file=label)
-                          if p.location is not None and p.location.file == label else p
-                          for p in err.problems]) from None
+        raise InputError([replace(p, location=None, file=p.location.file)
+                          if p.location is not None and p.location.file.startswith(label)
+                          else p for p in err.problems]) from None
 
 
 def service_from_dict(data: dict[str, Any], file: str = "<service>") -> ServiceDescription:

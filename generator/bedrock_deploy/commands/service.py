@@ -9,9 +9,10 @@ from typing import Any
 
 from rich.console import Console
 
+from bedrock_deploy.api import load_service
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.files import write_text_atomic
-from bedrock_deploy.service import ServiceDescription, load_service
+from bedrock_deploy.service import ServiceDescription
 
 
 def service_schema() -> dict[str, Any]:

@@ -71,6 +71,15 @@ def job_name(plan: DeploymentPlan) -> str:
 
 @dataclass(frozen=True)
 class JobStatus:
+    """A job's state as its scheduler reports it (or a local script's: RUNNING, COMPLETED,
+    FAILED).
+
+    Example::
+
+        status = running.wait()
+        print(status.state, status.succeeded, status.exit_code)   # COMPLETED True 0:0
+    """
+
     state: str  # scheduler's own word, e.g. RUNNING, COMPLETED, F
     finished: bool
     succeeded: bool
