@@ -461,3 +461,56 @@ def test_submit_to_slurm_returns_a_running_service(out: Path, local_slurm: str) 
         time.sleep(0.2)
     assert processes_of(deployment.directory) == []
     assert answering(deployment.protocol, addresses) == []
+
+
+def test_a_typed_workflow_type_checks_and_misuse_does_not(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    good = tmp_path / "good.py"
+    good.write_text(
+        "import bedrock_deploy as bd\n"
+        "plan: bd.DeploymentPlan = bd.plan('local', 'svc.yaml', ppn=2)\n"
+        "dep: bd.Deployment = bd.generate(plan, 'deploy', force=True)\n"
+        "with dep.launch(timeout=60) as running:\n"
+        "    one: dict[str, object] = running.query(rank=0)\n"
+        "    every: list[dict[str, object]] = running.query()\n"
+        "    value: bytes | None = running.database(rank=0).get('k')\n"
+        "    members: list[bd.Member] = running.members\n"
+        "result: bd.StopResult | None = running.stop_result\n")
+    bad = tmp_path / "bad.py"
+    bad.write_text("import bedrock_deploy as bd\n"
+                   "bd.plann('local', 'svc.yaml')\n"
+                   "bd.generate(bd.plan('local', 'svc.yaml'), 'deploy', force='yes')\n"
+                   "x: str = bd.Deployment.open('d').launch().query(rank=0)\n")
+    env = {**os.environ, "MYPYPATH": str(ROOT / "generator")}
+    argv = [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+            "--cache-dir", str(tmp_path / "cache"), "--config-file", os.devnull]
+    done = subprocess.run([*argv, str(good)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 1
+    assert 'Module has no attribute "plann"' in done.stdout
+    assert 'incompatible type "str"; expected "bool"' in done.stdout
+    assert "Incompatible types in assignment" in done.stdout
+
+
+@pytest.mark.engine
+@pytest.mark.mpi
+def test_the_readme_example_runs(tmp_path: Path) -> None:
+    needs_engine()
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('"share/examples/kv-service.yaml"', repr(str(KV)))
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "StopResult(script_status=0" in done.stdout
+        assert "transport:" in done.stdout
+    finally:
+        for line in processes_of(tmp_path / "deploy"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+    assert processes_of(tmp_path / "deploy") == []

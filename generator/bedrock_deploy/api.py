@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
 
 from bedrock_deploy.deployment import Deployment
 from bedrock_deploy.diagnostics import SourceLocation
@@ -44,6 +46,8 @@ from bedrock_deploy.service import load_service as _load_service_file
 from bedrock_deploy.sites import LoadedSite
 from bedrock_deploy.sites import load_site as _load_site_file
 from bedrock_deploy.validation import validate_model
+
+_M = TypeVar("_M", bound=BaseModel)
 
 __all__ = ["component", "generate", "load_service", "load_site", "plan", "service", "up"]
 
@@ -133,7 +137,7 @@ def component(name: str, type: str, *, provider_id: int | None = None,
     return _checked(Component, data, "<component>")
 
 
-def _checked(model: type[Any], data: dict[str, Any], label: str) -> Any:
+def _checked(model: type[_M], data: dict[str, Any], label: str) -> _M:
     from dataclasses import replace
 
     from bedrock_deploy.diagnostics import InputError

@@ -30,6 +30,7 @@ Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -319,7 +320,8 @@ class LoadedService:
         return locate(self.locations, path, self.file)
 
 
-def _from_bedrock_json(data: dict[str, Any], file: str, where: Any,
+def _from_bedrock_json(data: dict[str, Any], file: str,
+                       where: Callable[[KeyPath], SourceLocation],
                        name: str | None = None) -> tuple[ServiceDescription, list[str]]:
     """Read an existing Bedrock config: keep providers/libraries, derive thread counts.
 

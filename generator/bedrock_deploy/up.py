@@ -586,7 +586,7 @@ def _exercise(result: UpResult, client: Any, addresses: list[str], directory: Pa
     reports = query_members(client, addresses)
     manifest = _load_json(directory / "manifest.json") or {}
     ppn = int(manifest.get("processes_per_node", result.processes))
-    members = []
+    members: list[Member] = []
     for addr in addresses:
         eng = reports[addr].get("bedrock_engine", {})
         members.append(Member(rank=int(eng.get("rank", len(members))), address=addr,

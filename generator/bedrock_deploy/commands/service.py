@@ -62,8 +62,8 @@ def _validate(args: argparse.Namespace) -> int:
         if r["valid"]:
             print(f"{r['file']}: valid ({r['name']}: {', '.join(r['components'])})")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    for err in failed:
-        for p in err.problems:
+    for error in failed:
+        for p in error.problems:
             console.print(p.format(), markup=False)
     return 2 if failed else 0
 
