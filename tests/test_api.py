@@ -383,6 +383,10 @@ def test_context_manager_stops_the_service_when_the_block_fails(out: Path) -> No
     deployment = bd.generate(bd.plan("local", kv_in_code(), nodes=1), out)
     with pytest.raises(KeyError), deployment.launch() as running:
         addresses = running.addresses
+        with pytest.raises(bd.ServiceError) as info:  # one run of a deployment at a time
+            deployment.launch()
+        assert "is still alive" in str(info.value)
+        assert running.ready
         raise KeyError("the workflow failed")
     assert running.stop_result is not None and running.stop_result.clean
     assert processes_of(deployment.directory) == []

@@ -53,6 +53,7 @@ from bedrock_deploy.running import (
     LocalScript,
     RunningService,
     ServiceProcess,
+    run_processes,
 )
 from bedrock_deploy.site_profile import SchedulerKind
 
@@ -294,6 +295,15 @@ class Deployment:
         out.update(env or {})
         return out
 
+    def _check_not_running(self) -> None:
+        """Refuse to start a second run of this deployment while a first one is alive."""
+        alive = run_processes(None, self.directory)
+        if alive:
+            pids = ", ".join(str(p) for p in sorted(alive)[:5])
+            raise ServiceError(f"a run of {self.directory} is still alive (pid {pids})",
+                               hint="stop it first (RunningService.shutdown(), or "
+                               "Deployment.attach().shutdown() for one started elsewhere)")
+
     def _forget_last_run(self) -> None:
         """Remove the readiness marker and group file of an earlier run (the job script does
         too, but a queued job has not started yet)."""
@@ -342,6 +352,7 @@ class Deployment:
             extra["BEDROCK_DEPLOY_STOP_TIMEOUT"] = str(stop_timeout)
         if tied is None:
             tied = threading.current_thread() is threading.main_thread()
+        self._check_not_running()
         self._forget_last_run()
         process = LocalScript(self.directory, str(self.launch_info["script"]),
                               self._script_env(env, extra), tied=tied, log_name=log_name)
@@ -399,6 +410,8 @@ class Deployment:
         cmd = self.submit_command(duration=duration, client=client, env=env)
         kind = SchedulerKind(self.scheduler)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if kind == SchedulerKind.none:
+            self._check_not_running()
         self._forget_last_run()
         if kind == SchedulerKind.none:
             extra = dict(cmd.extra)

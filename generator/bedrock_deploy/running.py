@@ -41,7 +41,6 @@ import shutil
 import signal
 import subprocess
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,7 +419,9 @@ class StopResult:
                 and not self.still_answering and not self.leftover)
 
 
-_LIVE: weakref.WeakSet[RunningService] = weakref.WeakSet()
+# Services this interpreter started and still owns: held (not weakly) so that one whose handle
+# was dropped is still stopped at exit.
+_LIVE: set[RunningService] = set()
 
 
 @atexit.register
