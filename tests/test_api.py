@@ -499,20 +499,32 @@ def test_a_typed_workflow_type_checks_and_misuse_does_not(tmp_path: Path) -> Non
     assert "Incompatible types in assignment" in done.stdout
 
 
+def _readme_example() -> str:
+    section = (ROOT / "README.md").read_text().split("## Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    return code.replace('"share/examples/kv-service.yaml"', repr(str(KV)))
+
+
+def _package_example() -> str:
+    import textwrap
+
+    doc = bd.__doc__ or ""
+    block = doc.split("Example (this host, site ``local``)::\n", 1)[1].split("\n\n", 2)
+    return textwrap.dedent("\n\n".join(block[:2])) + "\nprint('done')\n"
+
+
 @pytest.mark.engine
 @pytest.mark.mpi
-def test_the_readme_example_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["README", "package docstring"])
+def test_the_documented_examples_run(tmp_path: Path, where: str) -> None:
     needs_engine()
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Python", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    code = code.replace('"share/examples/kv-service.yaml"', repr(str(KV)))
+    code = _readme_example() if where == "README" else _package_example()
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               cwd=tmp_path, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "StopResult(script_status=0" in done.stdout
-        assert "transport:" in done.stdout
+        assert done.returncode == 0, code + done.stdout + done.stderr
+        assert "transport" in done.stdout
+        assert ("StopResult(script_status=0" if where == "README" else "done") in done.stdout
     finally:
         for line in processes_of(tmp_path / "deploy"):
             with contextlib.suppress(ProcessLookupError):

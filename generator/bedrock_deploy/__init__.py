@@ -11,7 +11,8 @@ Example (this host, site ``local``)::
 
     import bedrock_deploy as bd
 
-    svc = bd.service("kv", [bd.component("group", "flock"), bd.component("kv", "yokan")])
+    svc = bd.service("kv", [bd.component("group", "flock"), bd.component("kv", "yokan")],
+                     placement={"too_few_cores": "share"})   # share cores on a small host
     plan = bd.plan("local", svc, ppn=2)
     for choice in plan.choices:
         print(f"{choice.what}: {choice.value} -- {choice.why}")
