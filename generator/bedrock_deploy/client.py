@@ -113,7 +113,7 @@ class Client:
     def __init__(self, protocol: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         from bedrock_deploy.engine import bindings
 
-        self.protocol = protocol.split("://")[0].split(";")[0]
+        self.protocol = protocol.split("://")[0]
         try:
             self._raw: Any = bindings().Client(self.protocol)
         except (RuntimeError, ValueError) as exc:

@@ -392,10 +392,11 @@ class Deployment:
 
     def submit(self, *, wait: bool = True, timeout: float | None = None,
                duration: int | None = None, client: str | None = None,
-               env: Mapping[str, str] | None = None) -> RunningService:
+               env: Mapping[str, str] | None = None, tied: bool = False) -> RunningService:
         """Submit the job script with the site's scheduler (scheduler ``none``: run it here,
-        untied from this process) and return the running service, once every member answers
-        (``wait``; ``timeout`` None: as long as the job is queued or running) or at once.
+        outliving this process unless ``tied``) and return the running service, once every
+        member answers (``wait``; ``timeout`` None: as long as the job is queued or running)
+        or at once.
 
         ``duration``: the job stops the service that many seconds after it is ready
         (``SERVICE_DURATION``); ``client``: a shell command the job runs once the service is
@@ -419,7 +420,7 @@ class Deployment:
                 extra.setdefault("BEDROCK_DEPLOY_READY_TIMEOUT", str(max(1, math.ceil(timeout))))
             process: ServiceProcess = LocalScript(
                 self.directory, str(self.launch_info["script"]),
-                self._script_env(None, extra), tied=False)
+                self._script_env(None, extra), tied=tied)
             return self._start(process, wait, None if timeout is None else timeout + 5)
         sched = scheduler_class(kind)
         job_env = job_environment(os.environ, cmd.extra)

@@ -54,7 +54,9 @@ def _submit(args: argparse.Namespace) -> int:
         return 0
     console = Console(stderr=True, highlight=False)
     try:
-        running = deployment.submit(wait=False, duration=args.duration, client=args.client)
+        # a script run here in the foreground ends with this command (pdeathsig)
+        running = deployment.submit(wait=False, duration=args.duration, client=args.client,
+                                    tied=args.wait)
     except ServiceError as err:
         console.print(err.format(), markup=False)
         return 1
