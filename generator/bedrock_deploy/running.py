@@ -54,6 +54,7 @@ from bedrock_deploy.client import (
     ServiceHandle,
     read_group_file,
 )
+from bedrock_deploy.engine import EngineNotFound
 from bedrock_deploy.errors import RpcError, ServiceError
 from bedrock_deploy.launch.schedulers import JobStatus, Scheduler
 
@@ -674,10 +675,16 @@ class RunningService:
         hurry = force or (lambda: False)
         members = self.members
         complete = len(members) >= self.expected and bool(members)
-        client = self.client
-        client.timeout = min(self._client_timeout, 5.0)
-        if complete or self.process is None:
-            self.group().shutdown()  # failures: already gone, or checked below
+        client = self._client_or_none()
+        if client is None and self.process is None:
+            raise ServiceError("cannot stop an attached service without the engine's client",
+                               hint="install bedrock-deploy with its compiled engine")
+        if client is not None:
+            client.timeout = min(self._client_timeout, 5.0)
+            if complete or self.process is None:
+                client.group(members).shutdown()  # failures: already gone, or checked below
+        else:
+            complete = False  # nobody asked the engines to finalize: signal the launch
         status: int | None = None
         forced = False
         leftover: list[str] = []
@@ -701,14 +708,22 @@ class RunningService:
             end = time.monotonic() + timeout
             while members and self._any_answering(members) and time.monotonic() < end:
                 time.sleep(0.1)
-        client.timeout = 1.0
-        still = [m.address for m in members if self._any_answering([m])]
-        client.timeout = self._client_timeout
+        still: list[str] = []
+        if client is not None:
+            client.timeout = 1.0
+            still = [m.address for m in members if self._any_answering([m])]
+            client.timeout = self._client_timeout
         self.stop_result = StopResult(script_status=status, forced=forced,
                                       still_answering=still, leftover=leftover,
                                       launched=self.process is not None)
         _LIVE.discard(self)
         return self.stop_result
+
+    def _client_or_none(self) -> Client | None:
+        try:
+            return self.client
+        except (ServiceError, EngineNotFound):
+            return None
 
     def _any_answering(self, members: list[Member]) -> bool:
         for m in members:
