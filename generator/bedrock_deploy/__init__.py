@@ -74,7 +74,7 @@ _EXPORTS: dict[str, str] = {
     "Problem": "bedrock_deploy.errors",
     "RpcError": "bedrock_deploy.errors",
     "ServiceError": "bedrock_deploy.errors",
-    "JobStatus": "bedrock_deploy.launch.schedulers",
+    "JobStatus": "bedrock_deploy.launch.scheduler",
     "Choice": "bedrock_deploy.plan",
     "DeploymentPlan": "bedrock_deploy.plan",
     "NodeLayout": "bedrock_deploy.plan",
@@ -162,7 +162,7 @@ if TYPE_CHECKING:
         RpcError,
         ServiceError,
     )
-    from bedrock_deploy.launch.schedulers import JobStatus
+    from bedrock_deploy.launch.scheduler import JobStatus
     from bedrock_deploy.plan import (
         Choice,
         DeploymentPlan,

@@ -44,7 +44,7 @@ from typing import Any
 from bedrock_deploy.client import Client
 from bedrock_deploy.diagnostics import fail
 from bedrock_deploy.errors import ServiceError
-from bedrock_deploy.launch.schedulers import scheduler_class
+from bedrock_deploy.launch.scheduler import SCHEDULERS, scheduler_class
 from bedrock_deploy.plan import CONFIG_DIR, RUN_DIR, Choice, DeploymentPlan, config_name
 from bedrock_deploy.running import (
     DEFAULT_READY_TIMEOUT,
@@ -55,7 +55,6 @@ from bedrock_deploy.running import (
     ServiceProcess,
     run_processes,
 )
-from bedrock_deploy.site_profile import SchedulerKind
 
 __all__ = ["Deployment", "SubmitCommand", "job_environment", "load_launch_info"]
 
@@ -84,7 +83,7 @@ def load_launch_info(directory: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise fail(f"cannot read {info_file.name}: {err.msg}", file=str(info_file),
                    hint="regenerate the deployment (bedrock-deploy generate --force)") from None
-    if not isinstance(info, dict) or info.get("scheduler") not in {k.value for k in SchedulerKind}:
+    if not isinstance(info, dict) or info.get("scheduler") not in SCHEDULERS:
         raise fail("no valid 'scheduler' in launch.json", file=str(info_file),
                    hint="regenerate the deployment (bedrock-deploy generate --force)")
     script = directory / str(info.get("script"))
@@ -340,7 +339,7 @@ class Deployment:
             with bd.Deployment.open("deploy").launch(timeout=60) as running:
                 print(running.members)
         """
-        if self.scheduler != SchedulerKind.none.value:
+        if scheduler_class(self.scheduler).batch:
             raise fail(f"this deployment's site uses scheduler {self.scheduler!r}: its job "
                        "script runs inside an allocation", file=str(self.directory / LAUNCH_INFO),
                        hint="use submit() (it also waits for the service), or generate for a "
@@ -366,8 +365,7 @@ class Deployment:
 
             print(deployment.submit_command(duration=60).shell())
         """
-        kind = SchedulerKind(self.scheduler)
-        sched = scheduler_class(kind)
+        sched = scheduler_class(self.scheduler)
         extra = {"BEDROCK_DEPLOY_DIR": str(self.directory)}
         if duration is not None:
             if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:
@@ -377,12 +375,9 @@ class Deployment:
         if client:
             extra["BEDROCK_DEPLOY_CLIENT"] = client
         extra.update(env or {})
-        if kind == SchedulerKind.none:
-            return SubmitCommand(argv=["bash", str(self.script)], directory=self.directory,
-                                 extra=extra)
-        if kind == SchedulerKind.pbs and any("," in v for v in extra.values()):
-            raise fail("a value passed to qsub -v contains ','", hint="PBS splits -v on commas")
         argv = sched.submit_argv(self.directory, self.log_dir, self._job_name, extra)
+        if not sched.batch:
+            return SubmitCommand(argv=argv, directory=self.directory, extra=extra)
         dropped = sorted(k for k in os.environ if k not in job_environment(os.environ, {}))
         return SubmitCommand(argv=argv, directory=self.directory, extra=extra, dropped=dropped)
 
@@ -409,12 +404,12 @@ class Deployment:
                 print(running.process.description, running.members)   # slurm job 42 ...
         """
         cmd = self.submit_command(duration=duration, client=client, env=env)
-        kind = SchedulerKind(self.scheduler)
+        sched = scheduler_class(self.scheduler)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        if kind == SchedulerKind.none:
+        if not sched.batch:
             self._check_not_running()
         self._forget_last_run()
-        if kind == SchedulerKind.none:
+        if not sched.batch:
             extra = dict(cmd.extra)
             if timeout is not None:
                 extra.setdefault("BEDROCK_DEPLOY_READY_TIMEOUT", str(max(1, math.ceil(timeout))))
@@ -422,17 +417,16 @@ class Deployment:
                 self.directory, str(self.launch_info["script"]),
                 self._script_env(None, extra), tied=tied)
             return self._start(process, wait, None if timeout is None else timeout + 5)
-        sched = scheduler_class(kind)
         job_env = job_environment(os.environ, cmd.extra)
         if shutil.which(cmd.argv[0], path=job_env.get("PATH")) is None:
-            raise ServiceError(f"{cmd.argv[0]} not found: is this a {kind.value} login node?",
+            raise ServiceError(f"{cmd.argv[0]} not found: is this a {sched.name} login node?",
                                hint=f"run it where {cmd.argv[0]} is on PATH")
         try:
             done = subprocess.run(cmd.argv, env=job_env, cwd=self.directory,
                                   capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
             raise ServiceError(f"{shlex.join(cmd.argv)} did not answer in 120 s",
-                               hint=f"is the {kind.value} controller up?") from None
+                               hint=f"is the {sched.name} controller up?") from None
         if done.returncode != 0:
             raise ServiceError(f"{shlex.join(cmd.argv)} failed (status {done.returncode})",
                                details=done.stderr.strip() or done.stdout.strip(),

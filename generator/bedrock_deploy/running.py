@@ -56,7 +56,7 @@ from bedrock_deploy.client import (
 )
 from bedrock_deploy.engine import EngineNotFound
 from bedrock_deploy.errors import RpcError, ServiceError
-from bedrock_deploy.launch.schedulers import JobStatus, Scheduler
+from bedrock_deploy.launch.scheduler import JobStatus, Scheduler
 
 if TYPE_CHECKING:
     from bedrock_deploy.deployment import Deployment
@@ -330,7 +330,7 @@ class BatchJob:
 
     @property
     def description(self) -> str:
-        return f"{self.scheduler.kind.value} job {self.job_id}"
+        return f"{self.scheduler.name} job {self.job_id}"
 
     def status(self) -> JobStatus:
         """Ask the scheduler (at most every 0.5 s); a job it no longer knows ten times in a row

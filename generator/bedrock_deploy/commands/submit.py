@@ -22,7 +22,7 @@ from rich.console import Console
 
 from bedrock_deploy.deployment import Deployment, job_environment, load_launch_info
 from bedrock_deploy.errors import ServiceError
-from bedrock_deploy.launch.schedulers import JobStatus
+from bedrock_deploy.launch.scheduler import JobStatus
 from bedrock_deploy.running import BatchJob, LocalScript, RunningService
 
 __all__ = ["job_environment", "load_launch_info", "register"]  # the last two: kept for callers
