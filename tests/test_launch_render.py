@@ -37,7 +37,7 @@ GOLDEN = Path(__file__).parent / "golden" / "launch"
 UPDATE = os.environ.get("BEDROCK_DEPLOY_UPDATE_GOLDEN") == "1"
 ENGINE_DIR = "/opt/bedrock-deploy/_bin"  # fixed, so goldens do not depend on this machine
 # Profiles whose node is probed from this host: covered by the end-to-end tests instead.
-PROBED = {"local", "local-slurm"}
+PROBED = {"local", "local-slurm", "local-cluster"}
 
 
 def hand_layout(site: SiteProfile, ppn: int, *, pin: bool = True) -> NodeLayout:

@@ -123,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(server.config))
     print(f"[info] Bedrock daemon now running at {server.address} (rank {rank}/{size})",
           file=sys.stderr, flush=True)
+    # MPI's part is over (the bootstrap's allgather). Leaving MPI now detaches this rank from the
+    # launcher's process manager: under srun --mpi=pmix, a rank that dies while still attached
+    # makes Slurm's PMIx plugin kill every rank of the step at once, and the job script could
+    # no longer tell which engine died nor shut the others down cleanly. MPI_Finalize is
+    # collective; every rank reaches it once its engine is up.
+    MPI.Finalize()
 
     def _stop(signum: int, frame: object) -> None:
         server.finalize()
