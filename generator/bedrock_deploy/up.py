@@ -3,11 +3,14 @@
 Steps (each one reuses what the other commands do, nothing is re-implemented):
 
 1. ``generate`` a deployment for the probed local host (site ``local``: ``node: probe``,
-   ``engine: embedded``, scheduler ``none``) into a fresh directory, 1 node x N processes.
+   ``engine: embedded``, scheduler ``none``) into a fresh directory, 1 node x N processes; or,
+   for a site with scheduler ``slurm`` and the embedded engine (``local-cluster``, the test
+   cluster of namespaces on this host), ``--nodes`` nodes (default: the service's).
 2. Run the generated launch script (``scripts/run.sh``, the one ``submit`` runs) in its own
-   session, its output in ``DIR/run/logs/up.log``; follow it with a progress display: engines
-   started (their "now running at" log line), members in the flock group file, every rank
-   answers a query (the script writes ``DIR/run/ready``).
+   session, its output in ``DIR/run/logs/up.log``; under Slurm submit ``scripts/job.sbatch``
+   with sbatch (:class:`SlurmJob`, its output in ``DIR/run/logs/<job>-<id>.out``). Follow it
+   with a progress display: engines started (their "now running at" log line), members in the
+   flock group file, every rank answers a query (the script writes ``DIR/run/ready``).
 3. Smoke workload through the key/value (yokan) provider: every member's flock view must list
    the whole group; N keys are put through one member and read back through it, then every
    member of the group stores and returns N keys of its own (the ``map`` databases are one per
@@ -15,9 +18,10 @@ Steps (each one reuses what the other commands do, nothing is re-implemented):
 4. Ask every engine for its own report (the ``query`` RPC: per xstream the OS thread id and the
    CPUs it is really pinned to), compare with the plan (``configs/rank-<L>.json``) and with the
    kernel (``sched_getaffinity`` of that thread), and show one table row per xstream.
-5. Unless ``keep``: stop the service the way the script stops it (SIGTERM to the script: its
-   trap runs ``bedrock-engine-shutdown -f group.json`` and waits for the launcher), check that
-   the engines no longer answer and that no process of the run is left.
+5. Unless ``keep``: stop the service the way the script stops it (SIGTERM to the script, under
+   Slurm ``scancel --batch --signal=TERM``: its trap runs ``bedrock-engine-shutdown -f
+   group.json`` and waits for the launcher), check that the engines no longer answer and that
+   no process of the run is left.
 
 Ctrl-C (SIGINT) or SIGTERM at any point stops the service the same way before returning
 (:class:`Interrupted`); a second signal while stopping kills what is left at once.
@@ -45,6 +49,7 @@ from typing import Any, Protocol
 
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.launch.schedulers import JobStatus
 from bedrock_deploy.plan import CONFIG_DIR, GROUP_FILE, RUN_DIR, config_name
 from bedrock_deploy.resources import share_path
 from bedrock_deploy.site_profile import EngineKind, SchedulerKind
@@ -104,6 +109,7 @@ class Member:
     rank: int
     address: str
     pid: int
+    host: str = ""  # the engine's host name, from its own report (query)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,14 @@ class UpResult:
     script: str = "scripts/run.sh"  # the launch script, relative to the directory
     notes: list[str] = field(default_factory=list)  # the layout planner's notes
     script_pid: int | None = None
+    job_id: str | None = None  # the Slurm job, when the site has a scheduler
+
+    @property
+    def stop_command(self) -> str:
+        """How to stop a kept service by hand."""
+        if self.job_id is not None:
+            return f"scancel --batch --signal=TERM {self.job_id}"
+        return f"kill -TERM {self.script_pid}"
 
     @property
     def ok(self) -> bool:
@@ -193,7 +207,8 @@ class UpResult:
                           "ok": x.ok} for x in self.xstreams],
             "stop": None if self.stop is None else {**asdict(self.stop),
                                                     "clean": self.stop.clean},
-            "kept": self.kept, "script_pid": self.script_pid, "notes": self.notes,
+            "kept": self.kept, "script_pid": self.script_pid, "job_id": self.job_id,
+            "notes": self.notes,
         }
 
 
@@ -269,9 +284,10 @@ def _proc_cmdline(pid: int) -> str | None:
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
-def run_processes(session: int, directory: Path) -> dict[int, str]:
-    """Live processes of one run: in the launch script's session, or (had one left it) running
-    its ``scripts/`` or an engine on its ``configs/`` (not, say, a ``less`` of its logs)."""
+def run_processes(session: int | None, directory: Path) -> dict[int, str]:
+    """Live processes of one run: in the launch script's session (None: a batch job, which has
+    none here), or (had one left it) running its ``scripts/`` or an engine on its ``configs/``
+    (not, say, a ``less`` of its logs)."""
     found: dict[int, str] = {}
     me = os.getpid()
     marks = (f"{directory}/scripts/", f"-c {directory}/configs/")
@@ -283,7 +299,7 @@ def run_processes(session: int, directory: Path) -> dict[int, str]:
         if cmd is None:
             continue
         try:
-            in_session = os.getsid(pid) == session
+            in_session = session is not None and os.getsid(pid) == session
         except OSError:
             continue
         if in_session or any(m in cmd for m in marks):
@@ -333,6 +349,9 @@ class LaunchedService:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def ended_text(self) -> str:
+        return f"the launch script ended (exit status {self.proc.returncode})"
+
     def log_tail(self, lines: int = 25) -> str:
         try:
             text = self.log.read_text(errors="replace").splitlines()
@@ -373,6 +392,101 @@ class LaunchedService:
     def kill_session(self) -> None:
         """SIGKILL every process of this run (by pid: the script's session, or naming DIR)."""
         for pid in run_processes(self.pid, self.directory):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+class SlurmJob:
+    """The generated batch script submitted with sbatch (site with scheduler ``slurm``): the
+    same surface as :class:`LaunchedService`. Its processes run under slurmd, not in a session
+    of ours; they are found by the deployment directory they name (:func:`run_processes`)."""
+
+    pid: int | None = None
+
+    def __init__(self, directory: Path, info: dict[str, Any], env: dict[str, str]) -> None:
+        from bedrock_deploy.launch.schedulers import Slurm
+
+        self.directory = directory
+        self.sched = Slurm
+        logs = directory / RUN_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        name = str(info.get("job_name", "bedrock"))
+        # Inherited SBATCH_*/SLURM_* settings would override the script's directives
+        # (SLURM_CONF names the cluster and is kept), as `submit` does.
+        env = {k: v for k, v in env.items() if k == "SLURM_CONF"
+               or not k.startswith(("SBATCH_", "SALLOC_", "SRUN_", "SLURM_"))}
+        argv = Slurm.submit_argv(directory, logs, name, env)
+        done = subprocess.run(argv, env=env, cwd=directory, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise UpError(f"sbatch failed (status {done.returncode}): "
+                          f"{(done.stderr or done.stdout).strip()}",
+                          hint="is the cluster up and SLURM_CONF set? The test cluster of site "
+                          "local-cluster: bash tests/cluster/cluster.sh start --nodes 2 && "
+                          'eval "$(bash tests/cluster/cluster.sh env)"')
+        self.job_id = Slurm.parse_job_id(done.stdout)
+        self.log = Slurm.output_file(logs, name, self.job_id)
+        self.env = env
+        self.status: JobStatus | None = None
+        self._polled = 0.0
+
+    def _poll(self) -> JobStatus | None:
+        finished = self.status is not None and self.status.finished
+        if not finished and time.monotonic() - self._polled >= 0.3:
+            self._polled = time.monotonic()
+            done = subprocess.run(self.sched.status_argv(self.job_id), env=self.env,
+                                  capture_output=True, text=True)
+            self.status = self.sched.parse_status(done.stdout) or self.status
+        return self.status
+
+    def running(self) -> bool:
+        status = self._poll()
+        return status is None or not status.finished
+
+    def exit_status(self) -> int | None:
+        status = self._poll()
+        if status is None or not status.finished or not status.exit_code:
+            return None
+        code, _, sig = status.exit_code.partition(":")
+        return int(code) if sig in {"", "0"} and code.isdigit() else None
+
+    def ended_text(self) -> str:
+        status = self._poll()
+        state = f"{status.state}, exit code {status.exit_code}" if status else "state unknown"
+        return f"job {self.job_id} ended ({state})"
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def _scancel(self, *flags: str) -> None:
+        subprocess.run(["scancel", *flags, self.job_id], env=self.env, capture_output=True)
+
+    def stop(self, timeout: float, force: Callable[[], bool], *, ready: bool = True
+             ) -> tuple[int | None, bool]:
+        """SIGTERM to the batch script (its trap stops the service; before it is ready also to
+        the launcher's step, as :meth:`LaunchedService.stop` does); after ``timeout`` s, or at
+        once when ``force()`` turns true, cancel the job. Returns (exit status, forced)."""
+        forced = False
+        if self.running():
+            self._scancel("--signal=TERM", "--batch" if ready else "--full")
+            end = time.monotonic() + timeout
+            while self.running() and time.monotonic() < end and not force():
+                time.sleep(0.1)
+            if self.running():
+                forced = True
+                self.kill_session()
+        end = time.monotonic() + 10
+        while self.running() and time.monotonic() < end:
+            time.sleep(0.1)
+        return self.exit_status(), forced
+
+    def kill_session(self) -> None:
+        """Cancel the job, and SIGKILL any process of this run that is left (by pid)."""
+        self._scancel()
+        for pid in run_processes(None, self.directory):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -455,8 +569,9 @@ def check_engine() -> None:
         raise UpError(str(exc), hint="run `bash .ci/install` (it compiles native/)") from None
 
 
-def check_site(site: str) -> None:
-    """``up`` runs the launch script on this host: scheduler ``none``, engine ``embedded``."""
+def check_site(site: str) -> SchedulerKind:
+    """``up`` runs the embedded engine: directly on this host (scheduler ``none``) or as a
+    Slurm job of a cluster this host can reach (the test cluster of site ``local-cluster``)."""
     from bedrock_deploy.sites import load_site
 
     loaded = load_site(site)
@@ -467,15 +582,16 @@ def check_site(site: str) -> None:
                    location=loaded.locate(("engine",)),
                    hint="use a profile with `engine: embedded` (e.g. --site local), or "
                    "`generate` + `submit` for a Spack-built bedrock")
-    if prof.scheduler.type != SchedulerKind.none:
+    if prof.scheduler.type not in {SchedulerKind.none, SchedulerKind.slurm}:
         raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type.value!r}; `up` "
-                   "starts the service directly on this host", path=("scheduler", "type"),
-                   location=loaded.locate(("scheduler", "type")),
-                   hint="use a profile with `scheduler: {type: none}` (e.g. --site local), or "
-                   "`generate` + `submit` for a batch system")
+                   "starts the service directly on this host or through Slurm",
+                   path=("scheduler", "type"), location=loaded.locate(("scheduler", "type")),
+                   hint="use a profile with `scheduler: {type: none}` (e.g. --site local) or "
+                   "a Slurm one (--site local-cluster), or `generate` + `submit`")
+    return prof.scheduler.type
 
 
-def wait_ready(service: LaunchedService, expected: int, timeout: float,
+def wait_ready(service: LaunchedService | SlurmJob, expected: int, timeout: float,
                progress: Progress) -> list[str]:
     """Follow the launch until every rank answers; returns the group's addresses."""
     run = service.directory / RUN_DIR
@@ -492,8 +608,7 @@ def wait_ready(service: LaunchedService, expected: int, timeout: float,
             progress.advance("ranks answering a query", expected)
             return members
         if not service.running():
-            raise UpError(f"the launch script ended (exit status {service.proc.returncode}) "
-                          "before the service was ready",
+            raise UpError(f"{service.ended_text()} before the service was ready",
                           hint=f"see {service.log} and the engine logs next to it",
                           details=service.log_tail())
         if time.monotonic() > deadline:
@@ -556,7 +671,7 @@ def xstream_rows(member: Member, report: dict[str, Any], config: dict[str, Any],
     return rows
 
 
-def stop_service(service: LaunchedService, client: Any, addresses: list[str],
+def stop_service(service: LaunchedService | SlurmJob, client: Any, addresses: list[str],
                  stop_timeout: float, guard: SignalGuard, *, ready: bool = True) -> StopResult:
     """Stop the script (SIGTERM, its trap shuts the engines down), then check nothing is left.
     A signal arriving meanwhile does not cut this short: it kills what is left at once."""
@@ -590,6 +705,7 @@ class UpOptions:
     service: str | None = None
     output: str | None = None
     processes: int = DEFAULT_PROCESSES
+    nodes: int | None = None  # None: 1 without a scheduler, else the service's own
     keys: int = DEFAULT_KEYS
     keep: bool = False
     serve: bool = False
@@ -601,6 +717,7 @@ class UpOptions:
 
 def _check_options(opts: UpOptions) -> None:
     for name, value, least in (("--np", opts.processes, 1), ("--keys", opts.keys, 1),
+                               ("--nodes", 1 if opts.nodes is None else opts.nodes, 1),
                                ("--timeout", opts.timeout, 1),
                                ("--stop-timeout", opts.stop_timeout, 1)):
         if value < least:
@@ -640,12 +757,17 @@ def _generate(opts: UpOptions) -> UpResult:
     from bedrock_deploy.generate import generate
     from bedrock_deploy.launch.render import LAUNCH_INFO, MPI_DAEMON, needs_mpi
 
-    check_site(opts.site)
+    scheduler = check_site(opts.site)
     check_engine()
+    if scheduler == SchedulerKind.none and (opts.nodes or 1) != 1:
+        raise fail(f"--nodes {opts.nodes}: site {opts.site!r} has no scheduler, `up` runs "
+                   "its processes on this host only", file="--nodes",
+                   hint="use a Slurm site, e.g. --site local-cluster (tests/cluster/cluster.sh)")
+    nodes = 1 if scheduler == SchedulerKind.none else opts.nodes
     service_file = opts.service or str(default_service())
     out = Path(opts.output) if opts.output else default_output(opts.site)
-    gen = generate(opts.site, service_file, out, force=opts.force, nodes=1, ppn=opts.processes,
-                   transport=opts.transport)
+    gen = generate(opts.site, service_file, out, force=opts.force, nodes=nodes,
+                   ppn=opts.processes, transport=opts.transport)
     directory = gen.out.absolute()
     info = json.loads((directory / LAUNCH_INFO).read_text())
     result = UpResult(directory=directory, site=gen.plan.site.name, service=gen.plan.service.name,
@@ -672,12 +794,17 @@ def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progre
     (directory / RUN_DIR / "ready").unlink(missing_ok=True)
     client = bindings().Client(result.protocol.split(":")[0])
     client.set_timeout_ms(RPC_TIMEOUT_MS)
-    service: LaunchedService | None = None
+    service: LaunchedService | SlurmJob | None = None
     addresses: list[str] = []
+    info = _load_json(directory / "scripts" / "launch.json") or {}
     try:
         with guard.deferred():  # a signal now must not lose track of a started script
-            service = LaunchedService(directory, result.script, env, tied=not opts.keep)
-            result.script_pid = service.pid
+            if info.get("scheduler") == SchedulerKind.slurm.value:
+                service = SlurmJob(directory, info, env)
+                result.job_id = service.job_id
+            else:
+                service = LaunchedService(directory, result.script, env, tied=not opts.keep)
+                result.script_pid = service.pid
         addresses = wait_ready(service, result.processes, opts.timeout + 5, progress)
         progress.close()
         _exercise(result, client, addresses, directory, opts.keys)
@@ -686,8 +813,8 @@ def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progre
         if opts.serve:
             while service.running():
                 time.sleep(0.2)
-            raise UpError(f"the service ended by itself (launch script exit status "
-                          f"{service.proc.returncode})", hint=f"see {service.log}",
+            raise UpError(f"the service ended by itself ({service.ended_text()})",
+                          hint=f"see {service.log}",
                           details=service.log_tail())
     except BaseException:
         progress.close()
@@ -711,7 +838,7 @@ def _exercise(result: UpResult, client: Any, addresses: list[str], directory: Pa
     for addr in addresses:
         eng = reports[addr].get("bedrock_engine", {})
         members.append(Member(rank=int(eng.get("rank", len(members))), address=addr,
-                              pid=int(eng.get("pid", 0))))
+                              pid=int(eng.get("pid", 0)), host=str(eng.get("host", ""))))
     members.sort(key=lambda m: m.rank)
     result.members = members
     configs = {L: _load_json(directory / CONFIG_DIR / config_name(L)) or {} for L in range(ppn)}
