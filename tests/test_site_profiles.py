@@ -19,7 +19,8 @@ from bedrock_deploy.sites import load_site, shipped_profiles
 from bedrock_deploy.topology import Topology
 
 EXPECTED = {"aurora", "sunspot", "polaris", "frontier", "perlmutter", "bebop", "bebop-knl",
-            "improv", "generic-slurm-ib", "generic-slurm-tcp", "local", "local-slurm"}
+            "improv", "generic-slurm-ib", "generic-slurm-tcp", "local", "local-slurm",
+            "local-cluster"}
 SCHEMA_FILE = share_path("schemas", "site-profile.schema.json")
 
 
