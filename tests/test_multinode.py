@@ -218,6 +218,12 @@ def test_nodes_are_separate_hosts_on_a_private_bridge(local_cluster: Cluster) ->
         assert inside("getent", "hosts", "node1").split()[0] == hosts["node1"]
         # the kernel: node's slurmd lives in that node's network namespace
         assert netns[os.stat(f"/proc/{slurmd[f'slurmd-{node}']}/ns/net").st_ino] == node
+    # srun from beside slurmctld (`exec ctl`) reaches every node
+    done = cluster_sh("exec", "ctl", "srun", f"--nodes={local_cluster.nodes}",
+                      f"--ntasks={local_cluster.nodes}", "hostname", env=local_cluster.env,
+                      timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == local_cluster.node_names()
     # nothing of it shows on the host: its hosts file and /sys stay the host's own
     assert "node1" not in Path("/etc/hosts").read_text()
     assert subprocess.run(["findmnt", "/etc/hosts"], capture_output=True).returncode != 0

@@ -14,7 +14,11 @@
 #                                  daemon, namespace, bridge, veth or mount behind.
 #   cluster.sh status              daemons, nodes, addresses, leases, sinfo (exit 0 = running).
 #   cluster.sh env                 shell lines for a client: eval "$(cluster.sh env)".
-#   cluster.sh exec NODE CMD...    run CMD inside NODE (its network, host name and /etc/hosts).
+#   cluster.sh exec NODE CMD...    run CMD inside NODE (its network, host name and /etc/hosts);
+#                                  NODE `ctl`: beside slurmctld, where srun works from (an srun
+#                                  started on the host itself binds the host name's address,
+#                                  127.0.0.1, which the nodes cannot reach). sbatch, squeue,
+#                                  scontrol, scancel and sinfo work from the host.
 #
 # Nothing machine-wide is edited: the Slurm configuration is $RUN/etc/slurm.conf (clients need
 # SLURM_CONF, see `env`), munged uses its own key and socket under $RUN/munge, and each daemon
@@ -495,9 +499,16 @@ status() {
   return "$rc"
 }
 
-node_exec() { # NODE CMD...
+node_exec() { # NODE|ctl CMD...
   local node=${1:?usage: cluster.sh exec NODE CMD...}; shift
   (($#)) || die "usage: cluster.sh exec NODE CMD..."
+  if [ "$node" = "$CTL_NAME" ]; then
+    # The controller's host name and hosts file, the host's network: where srun works from
+    # (it binds its own host name's address, which the nodes must reach).
+    local pid; pid=$(recorded slurmctld)
+    pid_alive "$pid" slurmctld || die "the cluster is not running (cluster.sh status)"
+    exec nsenter -t "$pid" -u -m --wd="$PWD" -- "$@"
+  fi
   local pid; pid=$(recorded "slurmd-$node")
   pid_alive "$pid" slurmd || die "$node is not running (cluster.sh status)"
   exec nsenter -t "$pid" -n -u -m --wd="$PWD" -- "$@"
@@ -518,7 +529,7 @@ main() {
       --lease) lease=${2:?--lease needs a PID}; shift 2 ;;
       --nodes) nodes=${2:?--nodes needs a number}; shift 2 ;;
       --nodes=*) nodes=${1#--nodes=}; shift ;;
-      -h|--help) sed -n '2,22p' "$0"; return 0 ;;
+      -h|--help) sed -n '2,36p' "$0"; return 0 ;;
       *) die "unknown argument: $1 (usage: cluster.sh start [--nodes N] | stop | status | env | exec NODE CMD...)" ;;
     esac
   done
