@@ -92,9 +92,9 @@ def local_cluster() -> Iterator[Cluster]:
     if done.returncode != 0:
         pytest.fail(f"the test cluster did not start:\n{done.stdout}\n{done.stderr}")
     exported = _exported(CLUSTER)
-    try:
-        yield Cluster(partition="cluster", nodes=CLUSTER_NODES,
-                      run=Path(exported["BEDROCK_CLUSTER_RUN"]),
+    run = Path(exported["BEDROCK_CLUSTER_RUN"])
+    try:  # at least CLUSTER_NODES: another session may have started it with more
+        yield Cluster(partition="cluster", nodes=int((run / "nodes").read_text()), run=run,
                       env={**os.environ, **exported})
     finally:
         subprocess.run(["bash", str(CLUSTER), "stop", "--lease", lease],

@@ -97,9 +97,6 @@ def assert_nothing_left(directory: Path, cluster: Cluster, timeout: float = 30) 
             except OSError:
                 continue
             assert str(directory) not in cmd, (node, pid, cmd)
-    squeue = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True,
-                            env=cluster.env).stdout
-    assert "RUNNING" not in squeue or directory.name not in squeue
 
 
 def submitted_job(stderr: str) -> str:
@@ -235,7 +232,7 @@ def test_second_start_is_idempotent(local_cluster: Cluster) -> None:
     # under this session's lease (as the fixture): a plain start would hold a "manual" lease
     done = cluster_sh("start", "--nodes", "2", "--lease", str(os.getpid()))
     assert done.returncode == 0, done.stderr
-    assert "already running with 3 node(s)" in done.stderr
+    assert f"already running with {local_cluster.nodes} node(s)" in done.stderr
     assert (local_cluster.run / "pids").read_text() == before
     status = cluster_sh("status")
     assert status.returncode == 0 and "slurmctld" in status.stdout
