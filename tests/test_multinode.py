@@ -442,7 +442,6 @@ def test_up_runs_the_whole_path_across_the_nodes(tmp_path: Path, local_cluster: 
 
 def test_local_cluster_profile_describes_the_test_cluster() -> None:
     from bedrock_deploy.probe import probe_host
-    from bedrock_deploy.site_profile import LauncherKind, SchedulerKind
     from bedrock_deploy.sites import load_site
 
     prof = load_site("local-cluster").profile
@@ -452,9 +451,9 @@ def test_local_cluster_profile_describes_the_test_cluster() -> None:
     assert [(n.name, n.kind.value) for n in prof.node.nics] == [("bdc0", "tcp")]
     tcp = next(t for t in prof.transports if t.name == "tcp")
     assert tcp.scope.value == "inter-node" and tcp.env == {"FI_TCP_IFACE": "bdc0"}
-    assert (prof.scheduler.type, prof.scheduler.partition) == (SchedulerKind.slurm, "cluster")
+    assert (prof.scheduler.type, prof.scheduler.partition) == ("slurm", "cluster")
     assert (prof.launcher.type, prof.launcher.mpi, prof.launcher.command) == \
-        (LauncherKind.srun, "pmix", None)
+        ("srun", "pmix", None)
     # nothing of `local` that keeps MPI on one host survives
     assert "lo" not in prof.launcher.env.values()
     assert prof.launcher.env["UCX_TLS"] == "tcp,self" and prof.engine.value == "embedded"

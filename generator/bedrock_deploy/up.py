@@ -49,12 +49,13 @@ from typing import Any, Protocol
 
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import fail
-from bedrock_deploy.launch.schedulers import JobStatus
+from bedrock_deploy.launch.scheduler import JobStatus, scheduler_class
 from bedrock_deploy.plan import CONFIG_DIR, GROUP_FILE, RUN_DIR, config_name
 from bedrock_deploy.resources import share_path
-from bedrock_deploy.site_profile import EngineKind, SchedulerKind
+from bedrock_deploy.site_profile import EngineKind
 
 DEFAULT_SITE = "local"
+UP_BATCH_SCHEDULER = "slurm"  # the batch system up can submit to and follow (SlurmJob)
 DEFAULT_PROCESSES = 2
 DEFAULT_KEYS = 100
 DEFAULT_TIMEOUT = 120
@@ -404,10 +405,8 @@ class SlurmJob:
     pid: int | None = None
 
     def __init__(self, directory: Path, info: dict[str, Any], env: dict[str, str]) -> None:
-        from bedrock_deploy.launch.schedulers import Slurm
-
+        self.sched = sched = scheduler_class(UP_BATCH_SCHEDULER)
         self.directory = directory
-        self.sched = Slurm
         logs = directory / RUN_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         name = str(info.get("job_name", "bedrock"))
@@ -415,7 +414,7 @@ class SlurmJob:
         # (SLURM_CONF names the cluster and is kept), as `submit` does.
         env = {k: v for k, v in env.items() if k == "SLURM_CONF"
                or not k.startswith(("SBATCH_", "SALLOC_", "SRUN_", "SLURM_"))}
-        argv = Slurm.submit_argv(directory, logs, name, env)
+        argv = sched.submit_argv(directory, logs, name, env)
         done = subprocess.run(argv, env=env, cwd=directory, capture_output=True, text=True)
         if done.returncode != 0:
             raise UpError(f"sbatch failed (status {done.returncode}): "
@@ -423,8 +422,8 @@ class SlurmJob:
                           hint="is the cluster up and SLURM_CONF set? The test cluster of site "
                           "local-cluster: bash tests/cluster/cluster.sh start --nodes 2 && "
                           'eval "$(bash tests/cluster/cluster.sh env)"')
-        self.job_id = Slurm.parse_job_id(done.stdout)
-        self.log = Slurm.output_file(logs, name, self.job_id)
+        self.job_id = sched.parse_job_id(done.stdout)
+        self.log = sched.output_file(logs, name, self.job_id)
         self.env = env
         self.status: JobStatus | None = None
         self._polled = 0.0
@@ -569,7 +568,7 @@ def check_engine() -> None:
         raise UpError(str(exc), hint="run `bash .ci/install` (it compiles native/)") from None
 
 
-def check_site(site: str) -> SchedulerKind:
+def check_site(site: str) -> str:
     """``up`` runs the embedded engine: directly on this host (scheduler ``none``) or as a
     Slurm job of a cluster this host can reach (the test cluster of site ``local-cluster``)."""
     from bedrock_deploy.sites import load_site
@@ -582,8 +581,9 @@ def check_site(site: str) -> SchedulerKind:
                    location=loaded.locate(("engine",)),
                    hint="use a profile with `engine: embedded` (e.g. --site local), or "
                    "`generate` + `submit` for a Spack-built bedrock")
-    if prof.scheduler.type not in {SchedulerKind.none, SchedulerKind.slurm}:
-        raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type.value!r}; `up` "
+    sched = scheduler_class(prof.scheduler.type)
+    if sched.batch and sched.name != UP_BATCH_SCHEDULER:
+        raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type!r}; `up` "
                    "starts the service directly on this host or through Slurm",
                    path=("scheduler", "type"), location=loaded.locate(("scheduler", "type")),
                    hint="use a profile with `scheduler: {type: none}` (e.g. --site local) or "
@@ -759,11 +759,12 @@ def _generate(opts: UpOptions) -> UpResult:
 
     scheduler = check_site(opts.site)
     check_engine()
-    if scheduler == SchedulerKind.none and (opts.nodes or 1) != 1:
+    direct = not scheduler_class(scheduler).batch
+    if direct and (opts.nodes or 1) != 1:
         raise fail(f"--nodes {opts.nodes}: site {opts.site!r} has no scheduler, `up` runs "
                    "its processes on this host only", file="--nodes",
                    hint="use a Slurm site, e.g. --site local-cluster (tests/cluster/cluster.sh)")
-    nodes = 1 if scheduler == SchedulerKind.none else opts.nodes
+    nodes = 1 if direct else opts.nodes
     service_file = opts.service or str(default_service())
     out = Path(opts.output) if opts.output else default_output(opts.site)
     gen = generate(opts.site, service_file, out, force=opts.force, nodes=nodes,
@@ -799,7 +800,7 @@ def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progre
     info = _load_json(directory / "scripts" / "launch.json") or {}
     try:
         with guard.deferred():  # a signal now must not lose track of a started script
-            if info.get("scheduler") == SchedulerKind.slurm.value:
+            if info.get("scheduler") == UP_BATCH_SCHEDULER:
                 service = SlurmJob(directory, info, env)
                 result.job_id = service.job_id
             else:
