@@ -210,8 +210,9 @@ preflight() { # n
 
 # ---- files ------------------------------------------------------------------------------------
 write_files() { # n
-  local n=$1 i last
-  last=$(node_ip "$n")
+  local n=$1 i
+  # A fresh start: what the previous cluster left in its logs, spools and TmpFS goes.
+  rm -rf "$RUN"/log "$RUN"/spool "$RUN"/tmp "$RUN"/stage
   mkdir -p "$RUN"/{etc,state,log,run} "$LEASES"
   for i in $(seq 1 "$n"); do mkdir -p "$RUN/spool/node$i" "$RUN/tmp/node$i"; done
   {
