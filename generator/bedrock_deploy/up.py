@@ -176,8 +176,8 @@ class UpResult:
     @property
     def stop_command(self) -> str:
         """How to stop a kept service by hand."""
-        if self.job_id is not None:
-            return f"scancel {self.job_id}"
+        if self.job_id is not None:  # the batch shell's trap stops the service cleanly
+            return f"scancel --batch --signal=TERM {self.job_id}"
         return f"kill -TERM {self.script_pid}"
 
     @property
