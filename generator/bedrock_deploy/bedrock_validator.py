@@ -4,7 +4,7 @@ The rules are the 15 of ``mochi-stack.md`` ("What a deployment generator must ge
 checked as far as a config (plus, optionally, the site and the deployment) can show them;
 messages quote the real Bedrock/Margo errors where there is one (``mochi-observed.md`` §4).
 Each issue carries its rule number, a JSON pointer, and file:line:column when the config came
-from a file (JSON is read with ruamel.yaml, which keeps positions; :func:`load_json_located`).
+from a file (:func:`load_json_located`, which keeps positions).
 
 Errors make ``bedrock-deploy validate`` exit 2 and ``generate`` refuse to write anything;
 warnings are printed only.
@@ -12,18 +12,18 @@ warnings are printed only.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation
 from bedrock_deploy.files import read_input_text
+from bedrock_deploy.json_source import parse_json
 from bedrock_deploy.site_profile import SiteProfile
 from bedrock_deploy.topology import Topology
-from bedrock_deploy.yaml_source import YamlDocument, parse_yaml
+from bedrock_deploy.yaml_source import YamlDocument
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 POOL_KINDS = ("fifo", "fifo_wait", "prio_wait", "earliest_first")
@@ -104,16 +104,9 @@ class ConfigIssue:
 
 
 def load_json_located(text: str, file: str) -> YamlDocument:
-    """Parse JSON strictly (``json``), with positions from ruamel.yaml (JSON is YAML 1.2)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise fail(f"invalid JSON: {err.msg}", location=SourceLocation(file, err.lineno, err.colno),
-                   file=file, hint="check commas, quotes and brackets around this position"
-                   ) from None
-    # raw tabs cannot occur inside JSON strings, so this keeps every column and makes YAML happy
-    doc = parse_yaml(text.replace("\t", " "), file)
-    return YamlDocument(file=file, data=data, locations=doc.locations)
+    """Parse JSON strictly, with the position of every key path
+    (:func:`bedrock_deploy.json_source.parse_json`: limits enforced, errors located)."""
+    return parse_json(text, file)
 
 
 def _protocol(address: str) -> str:

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.files import read_input_text
 from bedrock_deploy.plan import Role
 from bedrock_deploy.validation import validate_model
 from bedrock_deploy.yaml_source import Locations, YamlDocument, locate, parse_yaml
@@ -396,12 +397,12 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
 
 def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fail("file not found", file=str(p),
-                   hint="give a service description (.yaml) or a Bedrock config (.json)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise fail(f"cannot read file: {err}", file=str(p)) from None
+        text = read_input_text(p)
+    except InputError as err:
+        if err.problems[0].message == "file not found":
+            raise fail("file not found", file=str(p), hint="give a service description "
+                       "(.yaml) or a Bedrock config (.json)") from None
+        raise
     is_json = p.suffix == ".json" or text.lstrip().startswith("{")
     if is_json:
         from bedrock_deploy.bedrock_validator import load_json_located
