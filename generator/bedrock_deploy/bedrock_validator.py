@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation
+from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation, printable
 from bedrock_deploy.files import read_input_text
 from bedrock_deploy.json_source import parse_json
 from bedrock_deploy.site_profile import SiteProfile
@@ -84,9 +84,10 @@ class ConfigIssue:
 
     def format(self, file: str | None = None) -> str:
         where = str(self.location) if self.location else (file or "<config>")
-        text = f"{where}: {self.severity}: {self.pointer}: {self.message} (rule {self.rule})"
+        text = printable(f"{where}: {self.severity}: {self.pointer}: {self.message} "
+                         f"(rule {self.rule})")
         if self.hint:
-            text += f"\n    hint: {self.hint}"
+            text += f"\n    hint: {printable(self.hint)}"
         return text
 
     def to_dict(self) -> dict[str, Any]:

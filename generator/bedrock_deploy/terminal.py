@@ -14,10 +14,10 @@ from rich.console import Console
 
 from bedrock_deploy.diagnostics import printable
 
-__all__ = ["console", "printable"]
+__all__ = ["make_console", "printable"]
 
 
-def console(*, stderr: bool = False, **options: Any) -> Console:
+def make_console(*, stderr: bool = False, **options: Any) -> Console:
     """A :class:`rich.console.Console` with ``emoji=False`` and ``highlight=False``."""
     options.setdefault("highlight", False)
     options["emoji"] = False

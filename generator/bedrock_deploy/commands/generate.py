@@ -6,9 +6,8 @@ import argparse
 import json
 import sys
 
-from rich.console import Console
-
 from bedrock_deploy.generate import generate
+from bedrock_deploy.terminal import make_console, printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,12 +48,12 @@ def _generate(args: argparse.Namespace) -> int:
                   sys.stdout, indent=2)
         print()
         return 0
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = make_console(stderr=True, soft_wrap=True)
     for rank, w in result.warnings:
         err.print(f"local rank {rank}: " + w.format(f"configs/rank-{rank}.json"), markup=False)
-    print(f"wrote {result.out}/ ({len(result.files)} files): {plan.service.name} on "
+    print(f"wrote {printable(result.out)}/ ({len(result.files)} files): {plan.service.name} on "
           f"{plan.site.name}, {plan.nodes} node(s) x {plan.processes_per_node} processes, "
           f"{plan.transport.protocol}")
     for note in plan.layout.notes:
-        print(f"  note: {note}")
+        print(f"  note: {printable(note)}")
     return 0

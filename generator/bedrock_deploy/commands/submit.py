@@ -27,6 +27,7 @@ from rich.console import Console
 from bedrock_deploy.diagnostics import fail
 from bedrock_deploy.launch.schedulers import JobStatus, Scheduler, scheduler_class
 from bedrock_deploy.site_profile import SchedulerKind
+from bedrock_deploy.terminal import make_console
 
 _DROPPED_PREFIXES = ("SBATCH_", "SALLOC_", "SRUN_", "SLURM_")
 _KEPT = {"SLURM_CONF"}
@@ -98,7 +99,7 @@ def _submit(args: argparse.Namespace) -> int:
     if args.client:
         extra["BEDROCK_DEPLOY_CLIENT"] = args.client
     env = job_environment(dict(os.environ), extra)
-    console = Console(stderr=True, highlight=False)
+    console = make_console(stderr=True)
 
     if kind == SchedulerKind.none:
         argv = ["bash", str(directory / sched.script)]
