@@ -8,20 +8,24 @@ and a test keeps the two in sync. Unknown keys are rejected everywhere. Loading 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from bedrock_deploy.cpulist import CpuListError, format_cpulist, parse_cpulist
 from bedrock_deploy.diagnostics import Problem
+from bedrock_deploy.limits import MAX_CPU_ID, NODE_CPUS, NUMA_DOMAINS
 
 
 class _Strict(BaseModel):
@@ -45,17 +49,40 @@ def _cpus(value: object) -> object:
 _CPULIST_JSON_SCHEMA: dict[str, object] = {
     "anyOf": [
         {"type": "string", "pattern": r"^\s*(\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*)?\s*$"},
-        {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        {"type": "integer", "minimum": 0},
+        {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_CPU_ID}},
+        {"type": "integer", "minimum": 0, "maximum": MAX_CPU_ID},
     ],
     "description": "CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints",
 }
 
 CpuList = Annotated[
-    list[Annotated[int, Field(ge=0)]],
+    list[Annotated[int, Field(ge=0, le=MAX_CPU_ID)]],
     Field(description="CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints"),
     PlainSerializer(format_cpulist, return_type=str, when_used="json"),
     WithJsonSchema(_CPULIST_JSON_SCHEMA, mode="validation"),
+]
+
+
+# An environment variable name as a shell can export it (POSIX "Name": letters, digits and
+# underscores, not starting with a digit; pubs.opengroup.org/onlinepubs/9799919799, XBD 3.216).
+# Checked when the profile loads, so a key such as "FOO\n" is an error at its line.
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not an environment variable name (letters, digits and "
+                         "'_', not starting with a digit)")
+    return name
+
+
+EnvName = Annotated[str, AfterValidator(_env_name),
+                    WithJsonSchema({"type": "string", "pattern": ENV_NAME_PATTERN})]
+Environment = Annotated[
+    dict[EnvName, str],
+    WithJsonSchema({"type": "object", "propertyNames": {"pattern": ENV_NAME_PATTERN},
+                    "additionalProperties": {"type": "string"}}),
 ]
 
 
@@ -101,14 +128,16 @@ class Node(_Strict):
     numbering is irregular).
     """
 
-    sockets: int = Field(ge=1, description="sockets (packages) per node")
-    cores_per_socket: int = Field(ge=1, description="physical cores per socket")
+    sockets: int = Field(ge=1, le=NODE_CPUS.value, description="sockets (packages) per node")
+    cores_per_socket: int = Field(ge=1, le=NODE_CPUS.value,
+                                  description="physical cores per socket")
     threads_per_core: int = Field(default=1, ge=1, le=8, description="hardware threads per core")
     sibling_map: Literal["stride", "adjacent"] | list[CpuList] = Field(
         default="stride",
         description="'stride', 'adjacent', or one CPU list per core (hardware-thread siblings)",
     )
-    numa_domains: list[NumaDomain] = Field(min_length=1, description="NUMA domains and their CPUs")
+    numa_domains: list[NumaDomain] = Field(min_length=1, max_length=NUMA_DOMAINS.value,
+                                           description="NUMA domains and their CPUs")
     reserved_cores: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=list,
         description="core ids kept for the OS (all their hardware threads are unused)",
@@ -139,6 +168,15 @@ class Node(_Strict):
     def total_cores(self) -> int:
         return self.sockets * self.cores_per_socket
 
+    @model_validator(mode="after")
+    def _within_limits(self) -> Node:
+        cpus = self.sockets * self.cores_per_socket * self.threads_per_core
+        if cpus > NODE_CPUS.value:
+            raise ValueError(NODE_CPUS.exceeded(
+                f"{self.sockets} sockets x {self.cores_per_socket} cores x "
+                f"{self.threads_per_core} threads is {cpus:,} CPUs"))
+        return self
+
 
 class TransportScope(StrEnum):
     inter_node = "inter-node"
@@ -160,7 +198,7 @@ class Transport(_Strict):
         default=TransportScope.inter_node,
         description="'inter-node' or 'intra-node' (na+sm reaches only processes on one node)",
     )
-    env: dict[str, str] = Field(default_factory=dict, description="environment for this fabric")
+    env: Environment = Field(default_factory=dict, description="environment for this fabric")
     launcher_flags: list[str] = Field(
         default_factory=list, description="flags the launcher needs, e.g. Slingshot VNI flags"
     )
@@ -204,7 +242,7 @@ class Launcher(_Strict):
     command: str | None = Field(default=None, description="executable, if not the usual one")
     flags: list[str] = Field(default_factory=list, description="extra launcher flags")
     mpi: str | None = Field(default=None, description="srun --mpi= plugin: pmix, pmi2, cray_shasta")
-    env: dict[str, str] = Field(default_factory=dict, description="environment for the launcher")
+    env: Environment = Field(default_factory=dict, description="environment for the launcher")
 
 
 class SpackExternal(_Strict):
@@ -265,7 +303,7 @@ class SiteProfile(_Strict):
     launcher: Launcher
     spack: Spack = Field(default_factory=Spack)
     engine: EngineKind = Field(default=EngineKind.spack, description="spack or embedded")
-    env: dict[str, str] = Field(default_factory=dict, description="environment for every job")
+    env: Environment = Field(default_factory=dict, description="environment for every job")
     hooks: Hooks = Field(default_factory=Hooks)
     sources: list[str] = Field(
         default_factory=list, description="where the facts in this profile come from"

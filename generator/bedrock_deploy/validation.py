@@ -114,6 +114,10 @@ def problems_from_validation(
             parent = _model_at(model, path[:-1])
             f = parent.model_fields.get(str(path[-1])) if parent and path and \
                 isinstance(path[-1], str) else None
+            if f is None and len(path) >= 2 and isinstance(path[-2], str):
+                # a key of a dict-valued field (e.g. env: NAME -> value): that field's rule
+                grand = _model_at(model, path[:-2])
+                f = grand.model_fields.get(path[-2]) if grand else None
             base = _HINTS.get(etype)
             if etype.startswith("value_error") or etype == "assertion_error":
                 msg = msg.removeprefix("Value error, ")

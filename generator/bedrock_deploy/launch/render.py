@@ -12,7 +12,8 @@ Files (paths relative to the deployment directory):
                           writes its output file there).
 
 Every value that comes from a profile or a service is shell-quoted by the ``sh`` filter
-(:func:`shlex.quote`) or, on directive lines, checked for control characters; the only raw shell
+(:func:`shlex.quote`), escaped by the ``comment`` filter on ``#`` lines, or, on directive lines,
+checked for control characters; the only raw shell
 the scripts contain besides the templates is the site's ``hooks`` (shell lines by definition,
 written by the site's administrators). Templates live in ``share/templates/launch/``.
 """
@@ -30,7 +31,7 @@ import jinja2
 
 from bedrock_deploy import __version__
 from bedrock_deploy.cpulist import format_cpulist
-from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.diagnostics import fail, printable
 from bedrock_deploy.launch.launchers import is_pinned, launcher_for, rank_cpus
 from bedrock_deploy.launch.schedulers import job_name, scheduler_for
 from bedrock_deploy.plan import (
@@ -66,6 +67,13 @@ def sh(value: object) -> str:
     return shlex.quote(str(value))
 
 
+def comment(value: object) -> str:
+    """Jinja2 filter: text for a ``#`` comment line, whatever the value holds: newlines and
+    other control characters are written as escapes, so it cannot end the comment (a profile
+    file named "x\\ntouch y.yaml" must not add a command to the script)."""
+    return printable(value)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(share_path("templates", "launch"))),
@@ -74,6 +82,7 @@ def _environment() -> jinja2.Environment:
         # bash has "${#array[@]}": Jinja2's default "{#" comment marker would swallow it.
         comment_start_string="{##", comment_end_string="##}")
     env.filters["sh"] = sh
+    env.filters["comment"] = comment
     return env
 
 
@@ -92,7 +101,7 @@ def embedded_engine_dir() -> str:
 def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ...]
                ) -> list[tuple[str, str]]:
     for key in values:
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise fail(f"{key!r} is not an environment variable name", path=(*path, key),
                        file=plan.site_files[0] if plan.site_files else None,
                        hint="use letters, digits and '_' and do not start with a digit")
