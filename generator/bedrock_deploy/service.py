@@ -29,6 +29,7 @@ Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -237,9 +238,62 @@ class ServiceDescription(_Strict):
         return self.model_copy(update=update) if update else self
 
 
-def check_service(service: ServiceDescription) -> list[Problem]:
-    """Cross-field checks: unique names and provider ids, dependencies on earlier providers."""
+# Provider config keys that name files or directories, at any depth: flock's group "file";
+# the path of yokan's rocksdb, leveldb, lmdb, unqlite, gdbm and tkrzw databases, berkeleydb's
+# "home" and "file"; warabi's pmdk and abtio targets' "path". Engines run in DIR/run; what a
+# service names must stay there (``../../victim.txt`` would make the job delete and overwrite a
+# file outside the deployment).
+PATH_KEYS = frozenset({"file", "path", "filename", "home", "dir", "directory"})
+PATH_KEY_SUFFIXES = ("_file", "_path", "_filename", "_dir", "_directory")
+
+
+def _is_path_key(key: str) -> bool:
+    return key in PATH_KEYS or key.endswith(PATH_KEY_SUFFIXES)
+
+
+def path_problem(value: str) -> str | None:
+    """Why a path from a service would leave the deployment's run directory (or is unusable),
+    or None."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return f"the path {value!r} holds a control character"
+    if value.startswith("/"):
+        return f"the path {value!r} is absolute: it must stay inside the deployment"
+    if value.startswith("~"):
+        return f"the path {value!r} starts with '~': it must stay inside the deployment"
+    normal = posixpath.normpath(value) if value else value
+    if normal == ".." or normal.startswith("../"):
+        return f"the path {value!r} leaves the deployment's run directory"
+    return None
+
+
+def check_paths(config: Any, at: KeyPath) -> list[Problem]:
+    """Every file or directory a provider config names stays inside DIR/run."""
     problems: list[Problem] = []
+    stack: list[tuple[Any, KeyPath]] = [(config, at)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = (*path, str(key))
+                if isinstance(value, str) and _is_path_key(str(key)):
+                    why = path_problem(value)
+                    if why is not None:
+                        problems.append(Problem(
+                            why, path=sub, hint="write a path relative to the deployment's run "
+                            "directory (DIR/run, where the engines run), without '..' above it"))
+                else:
+                    stack.append((value, sub))
+        elif isinstance(node, list):
+            stack += [(item, (*path, i)) for i, item in enumerate(node)]
+    return sorted(problems, key=lambda p: [str(x) for x in p.path])
+
+
+def check_service(service: ServiceDescription) -> list[Problem]:
+    """Cross-field checks: unique names and provider ids, dependencies on earlier providers,
+    files named by providers inside the deployment."""
+    problems: list[Problem] = []
+    for i, c in enumerate(service.components):
+        problems += check_paths(c.config, ("components", i, "config"))
     names: dict[str, int] = {}
     ids: dict[int, int] = {}
     for i, c in enumerate(service.components):
