@@ -62,6 +62,28 @@ RULES = {
     15: "readiness and shutdown",
 }
 
+# What to do about an issue of each rule when the check gives no more specific hint (every
+# problem is printed with a hint).
+RULE_HINTS = {
+    1: 'write the address as "<class>+<protocol>://", e.g. "ofi+tcp://" (margo-info lists them)',
+    2: "use a transport that margo-info reports as usable on the site",
+    3: "define every pool in margo.argobots.pools, each an object with a name (letters, digits, "
+       "'_'), and refer to pools by that name",
+    4: 'define "__primary__" both as a pool and as an xstream whose scheduler serves it first',
+    5: "make every pool the first pool of some xstream's scheduler",
+    6: "give the progress pool an xstream of its own, serving no other pool",
+    7: "build argobots with +affinity in the Spack environment when xstreams are pinned",
+    8: "use CPU ids the node has (bedrock-deploy sites show SITE), as an array of integers",
+    9: "keep each xstream's CPUs inside the CPUs the launcher gives its rank",
+    10: "remove mercury.auth_key: margo takes the job's VNI itself",
+    11: "add the variants the config needs to the Spack environment (spack.yaml)",
+    12: 'list module libraries as an array of .so names, e.g. ["libyokan-bedrock-module.so"]',
+    13: 'write each provider as an object with "name", "type" and a "provider_id" in 1..65535',
+    14: "give every process the same providers, and flock a bootstrap that works for several "
+        "processes (mpi)",
+    15: 'give a flock provider a "file": the group file scripts wait for',
+}
+
 Severity = Literal["error", "warning"]
 
 
@@ -77,6 +99,10 @@ class ConfigIssue:
     hint: str | None = None
     severity: Severity = "error"
     location: SourceLocation | None = None
+
+    def __post_init__(self) -> None:
+        if self.hint is None:
+            object.__setattr__(self, "hint", RULE_HINTS.get(self.rule))
 
     @property
     def pointer(self) -> str:

@@ -381,7 +381,12 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         if not isinstance(p, dict):
             raise fail("a provider is a JSON object", path=("providers", i),
                        location=where(("providers", i)))
-        deps = dict(p.get("dependencies", {}) or {})
+        raw_deps = p.get("dependencies", {}) or {}
+        if not isinstance(raw_deps, dict):
+            raise fail('"dependencies" must be an object', path=("providers", i, "dependencies"),
+                       location=where(("providers", i, "dependencies")),
+                       hint='write e.g. {"pool": "__primary__"}')
+        deps = dict(raw_deps)
         pool = deps.pop("pool", None)
         role: str | None = None
         if p.get("type") == "abt_io" or (isinstance(pool, str) and "io" in pool.lower()):
@@ -412,8 +417,14 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         components.append(comp)
     xs = margo.get("argobots", {}).get("xstreams", []) if isinstance(
         margo.get("argobots"), dict) else []
-    io_count = sum(1 for x in xs if isinstance(x, dict)
-                   and (x.get("scheduler") or {}).get("pools", [None])[:1][0] in pools_of_io)
+
+    def first_pool(x: Any) -> str | None:
+        sched = x.get("scheduler") if isinstance(x, dict) else None
+        pools = sched.get("pools") if isinstance(sched, dict) else None
+        first = pools[0] if isinstance(pools, list) and pools else None
+        return first if isinstance(first, str) else None
+
+    io_count = sum(1 for x in xs if first_pool(x) in pools_of_io) if isinstance(xs, list) else 0
     if io_count:
         threads["io"] = io_count
     used = {KNOWN_LIBRARIES.get(str(c.get("type"))) for c in components} | \
@@ -477,7 +488,8 @@ def _with_bedrock_config(doc: YamlDocument, p: Path) -> tuple[dict[str, Any], li
     where = doc.locate(("bedrock_config",))
     if not isinstance(ref, str):
         raise fail("bedrock_config is the path of a Bedrock JSON config",
-                   path=("bedrock_config",), location=where)
+                   path=("bedrock_config",), location=where,
+                   hint="write e.g. 'bedrock_config: mofka-config.json' (relative to this file)")
     if "components" in doc.data:
         raise fail("give either 'components' or 'bedrock_config', not both",
                    path=("components",), location=doc.locate(("components",)),
