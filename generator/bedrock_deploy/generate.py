@@ -27,7 +27,14 @@ from bedrock_deploy import __version__, json_source
 from bedrock_deploy.bedrock_config import bedrock_config
 from bedrock_deploy.bedrock_validator import ConfigIssue, validate_deployment
 from bedrock_deploy.cpulist import format_cpulist
-from bedrock_deploy.diagnostics import InputError, OutputError, Problem, fail
+from bedrock_deploy.diagnostics import (
+    InputError,
+    KeyPath,
+    OutputError,
+    Problem,
+    SourceLocation,
+    fail,
+)
 from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
 from bedrock_deploy.launch import render_scripts
 from bedrock_deploy.layout import RankShape, plan_layout
@@ -132,6 +139,41 @@ def _locate_service_problems(err: InputError, loaded: LoadedService,
     return InputError(out)
 
 
+def config_origin(inputs: Inputs, path: KeyPath) -> SourceLocation:
+    """Where in the inputs a part of a generated Bedrock config comes from: a provider from its
+    component in the service (or the provider of the service's Bedrock JSON), anything else
+    from the service's threads and placement (the margo section is planned from them)."""
+    loaded = inputs.service
+    if path[:1] == ("providers",) and len(path) > 1:
+        rest = path[1:]
+        if loaded.kind == "bedrock-json":
+            return loaded.locate(("providers", *rest))
+        if loaded.extra_files:  # a YAML naming bedrock_config: the providers come from there
+            return loaded.locate(("bedrock_config",))
+        return loaded.locate(("components", *rest))
+    for key in ("threads", "placement", "margo"):
+        if (key,) in loaded.locations:
+            return loaded.locate((key,))
+    return loaded.locate(())
+
+
+def locate_in_inputs(err: InputError, inputs: Inputs) -> InputError:
+    """Give every problem of a plan or a renderer a place in the inputs: a profile key path at
+    its line in the profile (or the profile it extends), a generated config's at its origin."""
+    out: list[Problem] = []
+    for p in err.problems:
+        if p.location is not None:
+            out.append(p)
+        elif p.file is not None and p.file.startswith(f"{CONFIG_DIR}/"):
+            out.append(replace(p, location=config_origin(inputs, p.path),
+                               message=f"{p.file}: {p.message}" if p.path else p.message))
+        elif p.file is None or p.file in inputs.site.files:
+            out.append(replace(p, location=inputs.site.locate(p.path)))
+        else:
+            out.append(p)
+    return InputError(out)
+
+
 def _layout_choices(layout: NodeLayout, shape: RankShape, plan_ppn: int) -> list[Choice]:
     out = [Choice("xstreams per process", shape.describe(),
                   "threads: progress/rpc/io/primary of the service (layout.py policy)")]
@@ -197,7 +239,8 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     if errors:
         raise InputError([replace(x.to_problem(f"{CONFIG_DIR}/{config_name(r)}"),
                                   message=f"generated config of local rank {r}: "
-                                  f"{x.pointer}: {x.message} (rule {x.rule})")
+                                  f"{x.pointer}: {x.message} (rule {x.rule})",
+                                  location=config_origin(inputs, x.path))
                           for r, x in errors])
     plan = DeploymentPlan(site=site, site_files=list(inputs.site.files), service=service,
                           transport=transport, layout=layout, configs=configs, choices=choices)
@@ -413,7 +456,10 @@ def generate(site: str | Path, service: str | Path, out: str | Path, *, force: b
                     fi_info=Path(fi_info) if fi_info else None, overrides=overrides,
                     transport=transport)
     plan, warnings = build_plan(inputs)
-    files = render_files(plan)
+    try:
+        files = render_files(plan)
+    except InputError as err:  # renderers know key paths, not lines: find them
+        raise locate_in_inputs(err, inputs) from None
     files[MANIFEST] = json.dumps(manifest(plan, inputs, files, warnings), indent=2) + "\n"
     write_tree(files, Path(out), force=force)
     return Generated(plan=plan, out=Path(out), files=sorted(files), warnings=warnings)

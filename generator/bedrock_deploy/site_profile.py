@@ -55,8 +55,17 @@ _CPULIST_JSON_SCHEMA: dict[str, object] = {
     "description": "CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints",
 }
 
+def _cpu_id(cpu: int) -> int:
+    if cpu > MAX_CPU_ID:
+        raise ValueError(NODE_CPUS.exceeded(f"CPU {cpu} is above the largest CPU id {MAX_CPU_ID}"))
+    return cpu
+
+
+CpuId = Annotated[int, Field(ge=0), AfterValidator(_cpu_id),
+                  WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_CPU_ID})]
+
 CpuList = Annotated[
-    list[Annotated[int, Field(ge=0, le=MAX_CPU_ID)]],
+    list[CpuId],
     Field(description="CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints"),
     PlainSerializer(format_cpulist, return_type=str, when_used="json"),
     WithJsonSchema(_CPULIST_JSON_SCHEMA, mode="validation"),
@@ -128,16 +137,14 @@ class Node(_Strict):
     numbering is irregular).
     """
 
-    sockets: int = Field(ge=1, le=NODE_CPUS.value, description="sockets (packages) per node")
-    cores_per_socket: int = Field(ge=1, le=NODE_CPUS.value,
-                                  description="physical cores per socket")
+    sockets: int = Field(ge=1, description="sockets (packages) per node")
+    cores_per_socket: int = Field(ge=1, description="physical cores per socket")
     threads_per_core: int = Field(default=1, ge=1, le=8, description="hardware threads per core")
     sibling_map: Literal["stride", "adjacent"] | list[CpuList] = Field(
         default="stride",
         description="'stride', 'adjacent', or one CPU list per core (hardware-thread siblings)",
     )
-    numa_domains: list[NumaDomain] = Field(min_length=1, max_length=NUMA_DOMAINS.value,
-                                           description="NUMA domains and their CPUs")
+    numa_domains: list[NumaDomain] = Field(min_length=1, description="NUMA domains and their CPUs")
     reserved_cores: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=list,
         description="core ids kept for the OS (all their hardware threads are unused)",
@@ -168,14 +175,23 @@ class Node(_Strict):
     def total_cores(self) -> int:
         return self.sockets * self.cores_per_socket
 
-    @model_validator(mode="after")
-    def _within_limits(self) -> Node:
-        cpus = self.sockets * self.cores_per_socket * self.threads_per_core
-        if cpus > NODE_CPUS.value:
-            raise ValueError(NODE_CPUS.exceeded(
-                f"{self.sockets} sockets x {self.cores_per_socket} cores x "
-                f"{self.threads_per_core} threads is {cpus:,} CPUs"))
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _within_limits(cls, data: object) -> object:
+        """Before anything is derived from the counts (a list per core...): the limits."""
+        if not isinstance(data, dict):
+            return data
+        counts = [data.get(k, 1) for k in ("sockets", "cores_per_socket", "threads_per_core")]
+        if all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
+            cpus = counts[0] * counts[1] * counts[2]
+            if cpus > NODE_CPUS.value:
+                raise ValueError(NODE_CPUS.exceeded(
+                    f"{counts[0]} sockets x {counts[1]} cores x {counts[2]} threads is "
+                    f"{cpus:,} CPUs"))
+        domains = data.get("numa_domains")
+        if isinstance(domains, list) and len(domains) > NUMA_DOMAINS.value:
+            raise ValueError(NUMA_DOMAINS.exceeded(f"{len(domains):,} NUMA domains"))
+        return data
 
 
 class TransportScope(StrEnum):
