@@ -18,6 +18,8 @@ targets below. The figures of a run (inputs, outcomes, slowest input) are writte
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import shutil
@@ -67,6 +69,7 @@ HOSTILE_VALUES: list[Any] = [
 ]
 
 
+@functools.cache
 def _seed_text(path: Path) -> bytes:
     return path.read_bytes()
 
@@ -121,15 +124,13 @@ def _set(node: Any, path: tuple[Any, ...], value: Any) -> Any:
 @st.composite
 def data_mutation(draw: st.DrawFn, data: Any, as_json: bool) -> bytes:
     """Replace, delete or add values of a parsed seed; written back as YAML or JSON."""
-    import copy
-
     doc = copy.deepcopy(data)
     for _ in range(draw(st.integers(1, 3))):
         paths = list(_paths(doc))
         path = draw(st.sampled_from(paths))
         op = draw(st.integers(0, 3))
         if op == 0 or not path:
-            doc = _set(doc, path, draw(st.sampled_from(HOSTILE_VALUES)))
+            doc = _set(doc, path, copy.deepcopy(draw(st.sampled_from(HOSTILE_VALUES))))
         elif op == 1:  # delete it
             parent = doc
             for part in path[:-1]:
@@ -142,9 +143,9 @@ def data_mutation(draw: st.DrawFn, data: Any, as_json: bool) -> bytes:
             if isinstance(target, dict):
                 key = draw(st.sampled_from(["file", "path", "env", "nodes", "name", "x",
                                             "FOO\n", "cores_per_socket", "provider_id"]))
-                target[key] = draw(st.sampled_from(HOSTILE_VALUES))
+                target[key] = copy.deepcopy(draw(st.sampled_from(HOSTILE_VALUES)))
             else:
-                doc = _set(doc, path, draw(st.sampled_from(HOSTILE_VALUES)))
+                doc = _set(doc, path, copy.deepcopy(draw(st.sampled_from(HOSTILE_VALUES))))
         else:  # a numeric value scaled up
             doc = _set(doc, path, draw(st.sampled_from([10**6, 10**9, 8192, 8193, 1025])))
     if as_json:
@@ -152,14 +153,15 @@ def data_mutation(draw: st.DrawFn, data: Any, as_json: bool) -> bytes:
     import io
 
     buf = io.StringIO()
-    YAML(typ="safe", pure=True).dump(doc, buf)
+    YAML(typ="safe").dump(doc, buf)
     return buf.getvalue().encode()
 
 
+@functools.cache
 def _parsed(path: Path) -> Any:
     if path.suffix == ".json":
         return json.loads(path.read_text())
-    return YAML(typ="safe", pure=True).load(path.read_text())
+    return YAML(typ="safe").load(path.read_text())
 
 
 def mutated(seeds: list[Path], structured: bool) -> st.SearchStrategy[tuple[Path, bytes]]:
