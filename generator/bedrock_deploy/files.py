@@ -60,7 +60,8 @@ def read_input_bytes(path: str | Path, limit: Limit = DOCUMENT_BYTES) -> bytes:
         raise fail("permission denied", file=name,
                    hint="check the file's permissions") from None
     except OSError as err:
-        raise fail(f"cannot read file: {err.strerror or err}", file=name) from None
+        raise fail(f"cannot read file: {err.strerror or err}", file=name,
+                   hint="check the path and that the file is readable") from None
     if len(data) > limit.value:
         raise fail(limit.exceeded("the file is larger than the limit"), file=name,
                    location=byte_location(data, limit.value, name),

@@ -444,7 +444,8 @@ def generate(site: str | Path, service: str | Path, out: str | Path, *, force: b
     for key, val in (("nodes", nodes), ("ppn", ppn)):
         if val is not None:
             if val < 1:
-                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}")
+                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}",
+                           hint=f"give --{key} a whole number from 1")
             overrides[key] = val
     for key, path in (("--margo-info", margo_info), ("--fi-info", fi_info)):
         if path is not None and not Path(path).is_file():

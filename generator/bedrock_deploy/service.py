@@ -380,7 +380,8 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
     for i, p in enumerate(data.get("providers", [])):
         if not isinstance(p, dict):
             raise fail("a provider is a JSON object", path=("providers", i),
-                       location=where(("providers", i)))
+                       location=where(("providers", i)),
+                       hint='write {"name": ..., "type": ..., "provider_id": ...}')
         raw_deps = p.get("dependencies", {}) or {}
         if not isinstance(raw_deps, dict):
             raise fail('"dependencies" must be an object', path=("providers", i, "dependencies"),
@@ -501,7 +502,7 @@ def _with_bedrock_config(doc: YamlDocument, p: Path) -> tuple[dict[str, Any], li
     jdoc, is_json = _read_doc(jp)
     if not is_json:
         raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
-                   location=where)
+                   location=where, hint="name a Bedrock config written in JSON (.json)")
     derived, notes = _from_bedrock_json(jdoc.data, str(jp), jdoc.locate)
     data = dict(doc.data)
     data["components"] = [c.model_dump(mode="json", exclude_none=True)
