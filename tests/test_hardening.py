@@ -75,6 +75,9 @@ CORPUS_CASES: dict[str, tuple[list[str], int, list[str]]] = {
     "hg_info-huge-number.json": (
         ["transports", "--site", "generic-slurm-tcp", "--hg-info"], 2,
         [":1:", "integer too long (limit max_integer_digits"]),
+    "provider-not-object.json": (  # found by the fuzz harness: no hint
+        ["service", "validate"], 2,
+        [":4:5: error: providers[0]: a provider is a JSON object", "    hint: write {"]),
     "margo-info-undecodable.txt": (
         ["transports", "--site", "generic-slurm-tcp", "--margo-info"], 0, []),
 }
