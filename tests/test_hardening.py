@@ -265,3 +265,17 @@ def test_limits_are_documented_once() -> None:
     for limit in LIMITS:
         assert f"`{limit.name}`" in page, limit.name
         assert f"{limit.value:,}" in page, (limit.name, limit.value)
+
+
+def test_xstreams_of_a_node_are_bounded(tmp_path: Path) -> None:
+    service = tmp_path / "big.yaml"
+    service.write_text("name: big\nprocesses_per_node: 1024\nthreads: {rpc: 256, io: 256}\n"
+                       "placement: {too_few_cores: share}\ncomponents:\n"
+                       "  - {name: io, type: abt_io}\n")
+    outcome = run_cli(["generate", "--site", "generic-slurm-tcp", "--service", str(service),
+                       "-o", str(tmp_path / "dep")], tmp_path)
+    assert outcome.status == 2 and verdict(outcome) is None, outcome.stderr
+    assert f"{service}:2:1: error: processes_per_node: 1024 processes per node x 514 xstreams" \
+        in outcome.stderr
+    assert "(limit max_node_xstreams = 65,536 xstreams)" in outcome.stderr
+    assert outcome.seconds < 5

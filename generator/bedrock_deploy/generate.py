@@ -39,6 +39,7 @@ from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
 from bedrock_deploy.launch import render_scripts
 from bedrock_deploy.layout import RankShape, plan_layout
 from bedrock_deploy.layout_picture import render_svg
+from bedrock_deploy.limits import NODE_XSTREAMS
 from bedrock_deploy.plan import (
     CONFIG_DIR,
     GROUP_FILE,
@@ -199,6 +200,18 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
                    location=None if "nodes" in inputs.overrides else
                    inputs.service.locate(("nodes",)),
                    hint=f"use at most {site.nodes} nodes")
+    shape = RankShape.of(service)
+    per_rank = 1 + shape.progress_dedicated + shape.rpc + shape.io  # + __primary__
+    xstreams = service.processes_per_node * per_rank
+    if xstreams > NODE_XSTREAMS.value:
+        ppn_given = "ppn" in inputs.overrides
+        raise fail(NODE_XSTREAMS.exceeded(
+            f"{service.processes_per_node} processes per node x {per_rank} xstreams is "
+            f"{xstreams:,} xstreams on a node"),
+            file=f"--ppn {inputs.overrides['ppn']}" if ppn_given else None,
+            location=None if ppn_given else inputs.service.locate(("processes_per_node",)),
+            path=() if ppn_given else ("processes_per_node",),
+            hint="use fewer processes per node or fewer rpc/io threads per process")
     choices: list[Choice] = [
         Choice("nodes", service.nodes, "--nodes" if "nodes" in inputs.overrides
                else "service description"),
