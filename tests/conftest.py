@@ -46,3 +46,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def goldens(request: pytest.FixtureRequest) -> Goldens:
     return Goldens(bool(request.config.getoption("--update-goldens")))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzz harness's figures (tests/test_fuzz_cli.py), in every run's log."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz_cli")
+    if fuzz is None or not fuzz.STATS:
+        return
+    terminalreporter.section("fuzz harness (tests/test_fuzz_cli.py)")
+    total, seconds = 0, 0.0
+    for target, outcomes in fuzz.STATS.items():
+        times = fuzz.TIMES.get(target, [])
+        total += sum(outcomes.values())
+        seconds += sum(times)
+        terminalreporter.write_line(
+            f"{target:>13}: {sum(outcomes.values()):6,} inputs, "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items()))
+            + f"; slowest {max(times, default=0):.2f} s")
+    terminalreporter.write_line(f"{'total':>13}: {total:6,} inputs, {seconds:.0f} s in the CLI")
