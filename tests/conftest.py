@@ -14,6 +14,28 @@ from golden_files import Goldens
 LOCAL_SLURM = Path(__file__).parent / "slurm" / "local-slurm.sh"
 
 
+def _stale_editable_modules() -> list[str]:
+    """Modules the editable install still maps to a file that no longer exists (a module that
+    was renamed, removed, or turned into a package since the last ``bash .ci/install``)."""
+    import sys
+
+    stale = []
+    for finder in sys.meta_path:
+        known = getattr(finder, "known_source_files", None)
+        if not isinstance(known, dict):
+            continue
+        stale += [name for name, path in known.items()
+                  if name.startswith("bedrock_deploy") and not Path(path).exists()]
+    return sorted(stale)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = _stale_editable_modules()
+    if stale:
+        pytest.exit(f"the editable install maps {', '.join(stale)} to deleted files (a module "
+                    "was renamed or removed): re-run `bash .ci/install`", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def local_slurm() -> Iterator[str]:
     """Start (or reuse) the local Slurm; yields its partition. Several pytest sessions may
