@@ -8,7 +8,9 @@ Spack and repo pins, why each variant is there) goes into a YAML comment header,
 rejects unknown keys. The text is built as data and dumped with ruamel.yaml, then checked by
 :mod:`bedrock_deploy.spack_check`; if our own output fails, generation fails.
 
-Facts: /work/shared/reference/mochi-stack.md §4, §7, rule 11; spack-observed.md.
+Facts: mochi-hpc-experiments/platform-configurations (README.md, per-site spack.yaml),
+mochi-hpc/mochi-spack-packages, and Spack v1.1.0 (compilers are externals with
+extra_attributes.compilers; tests/test_spack_real.py concretizes the goldens).
 
 ``py-bedrock-deploy`` (our Spack package, ``spack-repo/``) is *not* in the environment by
 default: on a cluster the engine is Spack's ``bedrock`` and the generator runs from pip on the
@@ -137,6 +139,7 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
             pkg = modules[ptype]["package"]
             tokens = used.setdefault(pkg, [])
             pcfg = prov.get("config", {}) or {}
+            pcfg = pcfg if isinstance(pcfg, dict) else {}  # the validator reports the type
             if ptype == "flock" and _bootstraps_with_mpi(pcfg):
                 uses_mpi = True
                 if "+mpi" not in tokens:
@@ -144,8 +147,8 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
                     why.setdefault(pkg, []).append("flock bootstraps its group with MPI")
             elif ptype == "yokan":
                 db = pcfg.get("database", {}) or {}
-                dbtype = db.get("type", "map")
-                if dbtype not in backends:
+                dbtype = db.get("type", "map") if isinstance(db, dict) else None
+                if not isinstance(dbtype, str) or dbtype not in backends:
                     problems.append(_config_problem(
                         rank, ("providers", i, "config", "database", "type"),
                         f"unknown yokan backend {dbtype!r}",
