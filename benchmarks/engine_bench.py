@@ -5,9 +5,7 @@
    each as a ratio to the raw baseline of the same kind.
 4. ``engine_throughput``: empty RPCs per second with 1..N concurrent client processes, server
    with 1 or 2 rpc xstreams.
-5. ``layout_value``: key/value gets while other clients write through abt_io, on the layout
-   ``generate`` plans (progress alone, rpc and io pools on their own xstreams) vs everything on
-   ``__primary__``: RPC p99 and throughput of both.
+5. ``layout_value`` (``layout_value.py``) runs its servers and clients through this module.
 
 The server is a separate process (``--serve``) pinned to the server CPU, clients are processes
 pinned to the client CPU (except in 5, see its notes). Empty-RPC round trips are timed in C++
@@ -29,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_util import HERE, Result, Skip, Target, pyplot, save_plot, summarize, two_cpus
+from bench_util import Result, Skip, Target, pyplot, save_plot, summarize, two_cpus
 
 PROTOCOLS = ("na+sm", "ofi+tcp")
 KV_PROVIDER = 1
@@ -90,17 +88,6 @@ def throughput_config(server_cpu: int, rpc_xstreams: int) -> dict[str, Any]:
                                    "xstreams": xstreams},
                       "progress_pool": "progress_pool", "rpc_pool": "rpc_pool"},
             "bedrock": {"pool": "rpc_pool", "provider_id": 0}}
-
-
-def generated_config() -> tuple[dict[str, Any], str, list[str]]:
-    """The config ``generate`` plans for services/kv-io.yaml on this host (site ``local``)."""
-    from bedrock_deploy.generate import Inputs, build_plan
-    from bedrock_deploy.service import load_service
-    from bedrock_deploy.sites import load_site
-
-    plan, _ = build_plan(Inputs(site=load_site("local"),
-                                service=load_service(HERE / "services" / "kv-io.yaml")))
-    return plan.configs[0], plan.transport.protocol.removesuffix("://"), list(plan.layout.notes)
 
 
 def primary_only(config: dict[str, Any]) -> dict[str, Any]:
@@ -364,63 +351,6 @@ def run_throughput(out: Path, quick: bool) -> Result:
         ax.set_ylabel("empty RPCs per second (log)")
         ax.legend(fontsize=8)
         ax.set_title("Engine throughput")
-        res.plot = save_plot(fig, out, res.name)
-    return res
-
-
-# --------------------------------------------------------------------------- 5. layout value
-
-def run_layout_value(out: Path, quick: bool) -> Result:
-    res = Result("layout_value", "Layout value: kv gets during abt_io writes, generated layout "
-                 "vs everything on __primary__", quick)
-    engine()
-    seconds = 2.0 if quick else 10.0
-    writers = 2
-    config, protocol, notes = generated_config()
-    res.parameters = {"seconds": seconds, "kv_clients": 1, "io_writers": [0, writers],
-                      "write_bytes": 256 * 1024, "protocol": protocol,
-                      "service": "benchmarks/services/kv-io.yaml on site local",
-                      "generated_layout_notes": notes}
-    with tempfile.TemporaryDirectory(prefix="layout_value-") as tmp:
-        for variant, cfg in (("generated", config), ("primary_only", primary_only(config))):
-            for nwriters in (0, writers):
-                with server(protocol, cfg, None) as addr:
-                    specs: list[dict[str, Any]] = [{"kind": "get", "seconds": seconds}]
-                    specs += [{"kind": "pwrite", "seconds": seconds,
-                               "path": str(Path(tmp) / f"{variant}-{i}.dat")}
-                              for i in range(nwriters)]
-                    got = clients(protocol, addr, specs)
-                kv, io = got[0], got[1:]
-                row: dict[str, Any] = {"variant": variant, "io_writers": nwriters,
-                                       **summarize(kv["samples_us"]),
-                                       "kv_gets_per_second": kv["count"] / (kv["end"]
-                                                                            - kv["start"])}
-                if io:
-                    io_wall = max(g["end"] for g in io) - min(g["start"] for g in io)
-                    row["io_mib_per_second"] = sum(g["bytes"] for g in io) / 2**20 / io_wall
-                    row["io_writes"] = sum(g["count"] for g in io)
-                res.results.append(row)
-    by = {(r["variant"], r["io_writers"]): r for r in res.results}
-    gen, prim = by[("generated", writers)], by[("primary_only", writers)]
-    res.notes.append(f"with {writers} writers: kv p99 {gen['p99_us']:.1f} us with the generated "
-                     f"layout vs {prim['p99_us']:.1f} us all on __primary__; kv throughput "
-                     f"{gen['kv_gets_per_second']:.0f} vs {prim['kv_gets_per_second']:.0f}/s")
-    res.notes.append("clients and server are not pinned (2-CPU machine); the generated layout "
-                     "packs its xstreams on the 2 CPUs (too_few_cores: share)")
-    plt = pyplot()
-    if plt is not None:
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
-        for ax, key, label in ((axes[0], "p99_us", "kv get p99 (µs, log)"),
-                               (axes[1], "kv_gets_per_second", "kv gets / s"),
-                               (axes[2], "io_mib_per_second", "abt_io writes (MiB/s)")):
-            rows = [r for r in res.results if key in r]
-            ax.bar([f"{r['variant']}\n{r['io_writers']} writers" for r in rows],
-                   [r[key] for r in rows],
-                   color=["tab:blue" if r["variant"] == "generated" else "tab:grey"
-                          for r in rows])
-            ax.set_title(label, fontsize=10)
-            ax.tick_params(axis="x", labelsize=7)
-        axes[0].set_yscale("log")
         res.plot = save_plot(fig, out, res.name)
     return res
 

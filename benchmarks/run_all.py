@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine_bench
 import generator_scale
+import layout_value
 import raw_baselines
 from bench_util import RESULTS, Result, Skip, machine
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "raw_baselines": do_raw,
         "engine_latency": lambda: engine_bench.run_latency(out, args.quick, raw_figures()),
         "engine_throughput": lambda: engine_bench.run_throughput(out, args.quick),
-        "layout_value": lambda: engine_bench.run_layout_value(out, args.quick),
+        "layout_value": lambda: layout_value.run(out, args.quick),
     }
     summary = []
     failed = False

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from bedrock_deploy.bedrock_config import bedrock_config
 from bedrock_deploy.bedrock_validator import validate_config
+from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import InputError
-from bedrock_deploy.layout import RankShape, plan_layout
-from bedrock_deploy.plan import Role, TransportChoice
+from bedrock_deploy.layout import plan_layout
+from bedrock_deploy.layout_policies import MERGING_POLICIES, RankShape
+from bedrock_deploy.plan import PRIMARY, RankLayout, Role, TransportChoice
 from bedrock_deploy.service import ServiceDescription, service_from_dict
 from bedrock_deploy.site_profile import Node
 from bedrock_deploy.topology import Topology
@@ -112,21 +114,11 @@ def test_layout_properties(node: Node, service: ServiceDescription) -> None:
             core = core_of[cpu]
             # no core is used by two local ranks
             assert owner.setdefault(core, r.local_rank) == r.local_rank
-        roles = [x.role for x in r.xstreams]
-        assert roles.count(Role.primary) == 1
-        assert roles.count(Role.progress) == (1 if RankShape.of(service).progress_dedicated
-                                             else 0)
-        assert roles.count(Role.rpc) == service.threads.rpc
-        assert roles.count(Role.io) == service.io_xstreams
-        for x in r.xstreams:
-            assert set(x.cpus) <= set(r.cpus), "xstreams stay inside the rank's cpuset"
-            assert bool(x.cpus) == service.placement.pin
-        prog = [x for x in r.xstreams if x.role is Role.progress]
-        if prog and service.placement.pin and len({core_of[c] for c in r.cpus}) > 1:
-            # the progress xstream has a core of its own
-            others = {core_of[c] for x in r.xstreams if x.role is not Role.progress
-                      for c in x.cpus}
-            assert not ({core_of[c] for c in prog[0].cpus} & others)
+        check_rank(r, service, topo)
+        # the decision is recorded as made, with the policy that made it
+        decided = {d.what: d for d in layout.decisions}
+        assert decided[f"local rank {r.local_rank} xstreams"].value.startswith(f"{r.policy}: ")
+        assert decided[f"local rank {r.local_rank} cores"].value == format_cpulist(r.cpus)
     # the emitted configs pass our validator against the node
     for r in layout.ranks:
         cfg = bedrock_config(service, r, TCP)
@@ -136,6 +128,43 @@ def test_layout_properties(node: Node, service: ServiceDescription) -> None:
         assert errors == []
         ids = [p["provider_id"] for p in cfg["providers"]]
         assert len(set(ids)) == len(ids) and 0 not in ids
+
+
+def check_rank(r: RankLayout, service: ServiceDescription, topo: Topology) -> None:
+    """What every layout policy keeps, whatever it decided for this rank."""
+    shape = RankShape.of(service)
+    core_of = {cpu: c.index for c in topo.cores for cpu in c.cpus}
+    names = [x.name for x in r.xstreams]
+    assert names.count(PRIMARY) == 1 and len(set(names)) == len(names)
+    served = {role: x.pools[0] for x in r.xstreams for role in x.roles}
+    # every role runs somewhere, and the pools the rank records are the ones serving them
+    assert {Role.primary, Role.progress, Role.rpc} <= set(served)
+    assert r.progress_pool == served[Role.progress] and r.rpc_pool == served[Role.rpc]
+    assert (Role.io in served) == service.uses_io_pool
+    assert r.io_pool is None or r.io_pool == served[Role.io]
+    for x in r.xstreams:
+        assert set(x.cpus) <= set(r.cpus), "xstreams stay inside the rank's cpuset"
+        assert bool(x.cpus) == service.placement.pin
+        assert x.pools[0] == (PRIMARY if x.name == PRIMARY else f"{x.role.value}_pool")
+    io = [x for x in r.xstreams if x.role is Role.io]
+    if r.policy in MERGING_POLICIES:
+        assert len(io) >= shape.io_min or (not io and served[Role.io] == PRIMARY)
+    else:
+        assert [x.role for x in r.xstreams].count(Role.rpc) == shape.rpc
+        assert len(io) == shape.io
+        assert Role.progress in r.xstreams[0].roles  # the progress loop first, nearest the NIC
+    # no core (SMT: no hardware thread) runs two xstreams, apart from a __primary__ that floats
+    # over the rpc xstreams' cores, and io_uring's io xstreams when they outnumber the cores
+    if not service.placement.pin or (r.policy in MERGING_POLICIES and shape.io_min > 1):
+        return
+    unit = (lambda cpu: cpu) if r.policy == "hardware_threads" else core_of.__getitem__
+    rpc_cpus = {c for x in r.xstreams if x.role is Role.rpc for c in x.cpus}
+    owner: dict[int, str] = {}
+    for x in r.xstreams:
+        if x.name == PRIMARY and rpc_cpus and set(x.cpus) == rpc_cpus:
+            continue  # a shared __primary__
+        for u in {unit(c) for c in x.cpus}:
+            assert owner.setdefault(u, x.name) == x.name, (u, owner[u], x.name, r)
 
 
 def _service(**kw: Any) -> ServiceDescription:
@@ -154,13 +183,17 @@ def test_too_few_cores_error_has_the_numbers() -> None:
     assert "at most 2 processes per node" in (p.hint or "")
 
 
-def test_share_policy_packs_and_says_so() -> None:
+def test_share_policy_merges_roles_and_says_so() -> None:
     node = make_node(1, 2, 1, 1, "stride", [], [], None)
     svc = _service(processes_per_node=2, placement={"too_few_cores": "share"},
                    threads={"rpc": 2})
     layout = plan_layout(Topology.from_node(node), svc, None)
     assert [r.cpus for r in layout.ranks] == [(0,), (1,)]
-    assert any("too_few_cores: share" in n for n in layout.notes)
+    assert all(r.policy in MERGING_POLICIES for r in layout.ranks)
+    # recorded as decided: the shortage, then each rank's merge, each with its reason
+    notes = layout.notes
+    assert any(n.startswith("cores per process: 1 (too_few_cores: share") for n in notes)
+    assert any(n.startswith("local rank 1 xstreams: ") and "docs/layout.md" in n for n in notes)
     # still, ranks never share a core
     with pytest.raises(InputError, match="3 processes per node need at least 3 cores"):
         plan_layout(Topology.from_node(node), _service(
@@ -168,37 +201,16 @@ def test_share_policy_packs_and_says_so() -> None:
 
 
 def test_progress_goes_near_the_nic_and_ranks_alternate_domains() -> None:
-    # 2 sockets x 8 cores, NIC on NUMA 1: rank 0 lands there, progress first core of it
+    # 2 sockets x 8 cores, NIC on NUMA 1: rank 0 lands there, its progress loop on that domain
     node = make_node(2, 8, 2, 1, "stride", [], [], 1)
-    layout = plan_layout(Topology.from_node(node), _service(processes_per_node=2), "cxi")
+    topo = Topology.from_node(node)
+    layout = plan_layout(topo, _service(processes_per_node=2), "cxi")
     r0, r1 = layout.ranks
     assert r0.numa == (1,) and r1.numa == (0,)
-    assert r0.xstreams[0].role is Role.progress
-    assert r0.xstreams[0].cpus == (8, 24)  # core 8 with its sibling 24 (stride)
-
-
-def test_smt_use_puts_xstreams_on_hardware_threads() -> None:
-    node = make_node(1, 4, 2, 1, "stride", [], [], None)
-    svc = _service(threads={"rpc": 3}, placement={"smt": "use"})
-    layout = plan_layout(Topology.from_node(node), svc, None)
-    (r,) = layout.ranks
-    assert layout.use_smt
-    by = {x.name: x.cpus for x in r.xstreams}
-    assert by["progress_xstream"] == (0, 4)        # a whole core
-    assert by["__primary__"] == (1,)
-    assert by["rpc_xstream_0"] == (5,)             # sibling of core 1
-    assert by["rpc_xstream_1"] == (2,)
-    assert by["rpc_xstream_2"] == (6,)
-    assert r.cpus == (0, 1, 2, 4, 5, 6)
-
-
-def test_primary_shared_floats_over_rpc_cores() -> None:
-    node = make_node(1, 8, 1, 1, "stride", [], [], None)
-    svc = _service(threads={"rpc": 2, "primary": "shared"})
-    (r,) = plan_layout(Topology.from_node(node), svc, None).ranks
-    by = {x.name: x.cpus for x in r.xstreams}
-    assert by["__primary__"] == by["rpc_xstream_0"] + by["rpc_xstream_1"]
-    assert len(r.cpus) == 3
+    nic_cpus = {cpu for c in topo.cores if c.numa == 1 for cpu in c.cpus}
+    (progress,) = [x for x in r0.xstreams if Role.progress in x.roles]
+    assert progress.cpus and set(progress.cpus) <= nic_cpus
+    assert min(progress.cpus) == min(r0.cpus)  # the first core of the rank in that domain
 
 
 def test_reserved_and_cpuset_respected() -> None:

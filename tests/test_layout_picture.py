@@ -21,7 +21,7 @@ from bedrock_deploy.layout_picture import (
     svg_picture,
     terminal_picture,
 )
-from bedrock_deploy.plan import NodeLayout, RankLayout, Role, XstreamPlan
+from bedrock_deploy.plan import Choice, NodeLayout, RankLayout, Role, XstreamPlan
 from bedrock_deploy.site_profile import Node
 from bedrock_deploy.topology import Topology
 
@@ -155,7 +155,9 @@ def test_offline_cpus_overlaps_and_unplaced_nics():
           XstreamPlan("rpc", Role.rpc, ("rpc",), ()))
     layout = NodeLayout(ranks=(RankLayout(0, (0, 1), (0,), xs),
                                RankLayout(1, (1, 2), (0,), ())),
-                        pins_threads=True, use_smt=False, notes=("a note",))
+                        pins_threads=True, use_smt=False,
+                        decisions=(Choice("a decision", 1, "recorded only"),
+                                   Choice("a note", 2, "shown", note=True)))
     cmap = core_map(topo, layout)
     assert cmap.cells[3].state is CpuState.unavailable
     assert cmap.cells[0].mark == "MP"
@@ -169,7 +171,7 @@ def test_offline_cpus_overlaps_and_unplaced_nics():
     assert "unavailable" in rects[3].get("class", "").split()
     assert "overlap" in rects[1].get("class", "").split()
     assert "warning: CPU 1 is bound to ranks 0, 1" in svg
-    assert "note: a note" in svg
+    assert "note: a note: 2 (shown)" in svg and "a decision" not in svg
 
 
 def _render_text(renderable, width: int) -> str:

@@ -180,10 +180,17 @@ def test_up_json_report_checks_out_and_leaves_nothing(dep: Path) -> None:
     assert len({m["pid"] for m in report["members"]}) == 2
     # smoke workload: every key read back, listed and erased through every member
     assert len(report["smoke"]) == 2
+    manifest = json.loads((dep / "manifest.json").read_text())
+    layout = {r["local_rank"]: r for r in manifest["layout"]["ranks"]}
     for s in report["smoke"]:
         assert (s["puts"], s["gets_ok"], s["listed"], s["erased"]) == (50, 50, 50, 50)
         assert s["view_members"] == 2 and s["view_matches"] is True
-        assert s["handler_xstream"].startswith("rpc_xstream")  # served on the rpc pool's xstream
+        # served by an xstream the layout gave the RPC handlers (one node: local = MPI rank)
+        rank = layout[s["rank"]]
+        serving = {x["name"] for x in rank["xstreams"] if "rpc" in x["roles"]}
+        assert s["handler_xstream"] in serving, (s, rank)
+        assert {x["pools"][0] for x in rank["xstreams"]
+                if x["name"] == s["handler_xstream"]} == {rank["pools"]["rpc"]}
     # xstreams: every one the config declares, pinned where planned, and the kernel agrees
     for rank in (0, 1):
         config = json.loads((dep / "configs" / f"rank-{rank}.json").read_text())

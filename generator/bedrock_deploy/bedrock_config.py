@@ -6,9 +6,11 @@ rules; ``mochi-observed.md`` §2-4g) showed the real stack needs:
 
 * ``libraries`` is an array of module ``.so`` names (the dict form is rejected by Bedrock 0.16);
 * every pool is defined in ``margo.argobots.pools`` (kind ``fifo_wait``, access ``mpmc``) and is
-  the first (only) pool of at least one xstream (scheduler ``basic_wait``); the progress pool is
-  alone on its xstream; ``__primary__`` is defined as pool *and* xstream, pool first;
-* ``progress_pool`` and ``rpc_pool`` are explicit names; ``use_progress_thread`` and
+  the first (only) pool of at least one xstream (scheduler ``basic_wait``); a progress pool
+  other than ``__primary__`` is alone on its xstream; ``__primary__`` is defined as pool *and*
+  xstream, pool first;
+* ``progress_pool`` and ``rpc_pool`` are explicit names, the pools the layout recorded for the
+  rank (``RankLayout``, never worked out again here); ``use_progress_thread`` and
   ``rpc_thread_count`` are never emitted;
 * CPU pinning is an ``affinity`` list of absolute OS CPU ids (no ``cpubind``, which would win
   over the list);
@@ -18,8 +20,8 @@ rules; ``mochi-observed.md`` §2-4g) showed the real stack needs:
 * rank-0-only providers carry ``"__if__": "$MPI_COMM_WORLD.rank == 0"`` (needs bedrock +mpi);
 * flock providers default to ``bootstrap: "mpi"``, a ``static`` group, and write the group file
   ``plan.GROUP_FILE`` relative to the engines' working directory ``DIR/run``;
-* every provider gets ``dependencies.pool``: the rpc pool, or the io pool for ``pool: io``
-  (abt_io's required dependency).
+* every provider gets ``dependencies.pool``: the rank's rpc pool, or its io pool for
+  ``pool: io`` (abt_io's required dependency).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bedrock_deploy.layout import PRIMARY, io_pool_of, progress_pool_of, rpc_pool_of
 from bedrock_deploy.plan import GROUP_FILE, RankLayout, Role, TransportChoice
 from bedrock_deploy.service import DEFAULT_CONFIGS, RANK0_CONDITION, Component, ServiceDescription
 
@@ -60,8 +61,8 @@ def margo_section(service: ServiceDescription, rank: RankLayout,
     margo: dict[str, Any] = {
         "mercury": mercury,
         "argobots": argobots_section(rank),
-        "progress_pool": progress_pool_of(rank),
-        "rpc_pool": rpc_pool_of(rank),
+        "progress_pool": rank.progress_pool,
+        "rpc_pool": rank.rpc_pool,
     }
     margo.update(service.margo.model_dump(exclude_none=True))
     return margo
@@ -85,8 +86,8 @@ def provider_entry(c: Component, provider_id: int, rank: RankLayout) -> dict[str
         entry["__if__"] = RANK0_CONDITION
     elif c.condition is not None:
         entry["__if__"] = c.condition
-    pool = io_pool_of(rank) if c.pool_role is Role.io else rpc_pool_of(rank)
-    deps: dict[str, Any] = {"pool": pool or PRIMARY}
+    pool = rank.io_pool if c.pool_role is Role.io and rank.io_pool else rank.rpc_pool
+    deps: dict[str, Any] = {"pool": pool}
     deps.update(copy.deepcopy(c.dependencies))
     entry.update({
         "name": c.name,
@@ -106,6 +107,6 @@ def bedrock_config(service: ServiceDescription, rank: RankLayout,
     return {
         "libraries": service.libraries(),
         "margo": margo_section(service, rank, transport),
-        "bedrock": {"pool": rpc_pool_of(rank), "provider_id": BEDROCK_PROVIDER_ID},
+        "bedrock": {"pool": rank.rpc_pool, "provider_id": BEDROCK_PROVIDER_ID},
         "providers": [provider_entry(c, ids[c.name], rank) for c in service.components],
     }

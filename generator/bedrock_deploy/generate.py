@@ -38,8 +38,9 @@ from bedrock_deploy.diagnostics import (
 from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
 from bedrock_deploy.freshness import freshness_warning
 from bedrock_deploy.launch import render_scripts
-from bedrock_deploy.layout import RankShape, plan_layout
+from bedrock_deploy.layout import plan_layout
 from bedrock_deploy.layout_picture import render_svg
+from bedrock_deploy.layout_policies import MERGING_POLICIES, RankShape
 from bedrock_deploy.limits import NODE_XSTREAMS
 from bedrock_deploy.plan import (
     CONFIG_DIR,
@@ -182,18 +183,13 @@ def locate_in_inputs(err: InputError, inputs: Inputs) -> InputError:
     return InputError(out)
 
 
-def _layout_choices(layout: NodeLayout, shape: RankShape, plan_ppn: int) -> list[Choice]:
-    out = [Choice("xstreams per process", shape.describe(),
-                  "threads: progress/rpc/io/primary of the service (layout.py policy)")]
-    out.append(Choice("use SMT siblings", layout.use_smt, "placement.smt"))
-    for r in layout.ranks:
-        xs = {x.name: format_cpulist(x.cpus) if x.cpus else "unpinned" for x in r.xstreams}
-        out.append(Choice(f"local rank {r.local_rank} cores", format_cpulist(r.cpus),
-                          f"NUMA {','.join(map(str, r.numa))}; xstreams: "
-                          + ", ".join(f"{k}={v}" for k, v in xs.items())))
-    for note in layout.notes:
-        out.append(Choice("layout note", note, "layout planner"))
-    return out
+def _chosen_by_layout(layout: NodeLayout, rank: int, issue: ConfigIssue) -> bool:
+    """The validator's advice against RPC handlers in the progress pool, on a rank whose layout
+    policy put them there on purpose (fewer cores than roles): its reason is the rank's
+    "xstreams" decision in the manifest, so it is not repeated as a warning."""
+    r = layout.ranks[rank]
+    return (issue.severity == "warning" and issue.path[-1:] == ("rpc_pool",)
+            and r.policy in MERGING_POLICIES and r.rpc_pool == r.progress_pool)
 
 
 def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIssue]]]:
@@ -207,8 +203,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
                    location=None if "nodes" in inputs.overrides else
                    inputs.service.locate(("nodes",)),
                    hint=f"use at most {site.nodes} nodes")
-    shape = RankShape.of(service)
-    per_rank = 1 + shape.progress_dedicated + shape.rpc + shape.io  # + __primary__
+    per_rank = RankShape.of(service).xstreams  # the most a layout policy gives a process
     xstreams = service.processes_per_node * per_rank
     if xstreams > NODE_XSTREAMS.value:
         ppn_given = "ppn" in inputs.overrides
@@ -256,7 +251,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
             choices.append(Choice("ranks confined to one NUMA domain", True,
                                   "placement.numa_confined_ranks of the site profile "
                                   + (f"({rules.notes})" if rules.notes else "")))
-    choices += _layout_choices(layout, RankShape.of(service), service.processes_per_node)
+    choices += layout.decisions  # recorded by the planner as it decided
     configs = [bedrock_config(service, r, transport) for r in layout.ranks]
     ids = service.provider_ids()
     for c in service.components:
@@ -274,6 +269,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     total = service.nodes * service.processes_per_node
     issues = validate_deployment(configs, [r.cpus for r in layout.ranks], site=site,
                                  total_processes=total)
+    issues = [(r, x) for r, x in issues if not _chosen_by_layout(layout, r, x)]
     errors = [(r, x) for r, x in issues if x.severity == "error"]
     if errors:
         raise InputError([replace(x.to_problem(f"{CONFIG_DIR}/{config_name(r)}"),
@@ -292,13 +288,18 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
 
 
 def _layout_dict(layout: NodeLayout) -> dict[str, Any]:
+    """The layout as the manifest records it: every rank's CPUs, the policy that decided its
+    xstreams, the pool of each role, and each xstream with the roles it serves."""
     return {
         "use_smt": layout.use_smt, "pins_threads": layout.pins_threads,
         "notes": list(layout.notes),
         "ranks": [{"local_rank": r.local_rank, "cpus": format_cpulist(r.cpus),
-                   "numa": list(r.numa),
-                   "xstreams": [{"name": x.name, "role": x.role.value, "pools": list(x.pools),
-                                 "cpus": format_cpulist(x.cpus)} for x in r.xstreams]}
+                   "numa": list(r.numa), "policy": r.policy,
+                   "pools": {"progress": r.progress_pool, "rpc": r.rpc_pool, "io": r.io_pool},
+                   "xstreams": [{"name": x.name, "role": x.role.value,
+                                 "roles": [role.value for role in x.roles],
+                                 "pools": list(x.pools), "cpus": format_cpulist(x.cpus)}
+                                for x in r.xstreams]}
                   for r in layout.ranks],
     }
 

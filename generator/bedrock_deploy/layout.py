@@ -2,113 +2,95 @@
 
 Pure (no I/O): from a :class:`~bedrock_deploy.topology.Topology`, the service's thread counts
 and placement policy, and the NIC kind of the chosen transport, build a :class:`plan.NodeLayout`.
+Every step below is a small function that returns its result together with the decision it
+made and why (a :class:`plan.Choice`); the decisions are recorded in ``NodeLayout.decisions``
+as they are made, and the manifest, ``generate``'s notes and the picture read them from there.
+How a rank's cores become xstreams is a *layout policy* (:mod:`bedrock_deploy.layout_policies`).
+The whole policy is explained, with its measurements, in ``docs/layout.md``.
 
-Policy (the same for every node; every local rank L gets ``configs/rank-<L>.json``):
-
-* **Per rank** the xstreams are, in this order: one ``progress_xstream`` serving
-  ``progress_pool`` alone (``threads.progress: dedicated``, the default; margo PR#278: a shared
-  progress loop starves other pools or stalls 100 ms), the ``__primary__`` xstream (the main
-  thread, serving pool ``__primary__``, always defined so it can be pinned; Bedrock rule 4),
-  ``threads.rpc`` xstreams ``rpc_xstream_<i>`` serving ``rpc_pool``, and, only if a component
-  uses ``pool: io``, ``io_xstream_<i>`` serving ``io_pool`` (at least num_urings+1 of them for
-  abt_io with io_uring). With ``progress: shared`` the progress loop runs on ``__primary__``;
-  with ``rpc: 0`` the RPC handlers do.
-* **Cores.** Each xstream gets its own physical core (its affinity is that core's allowed
-  hardware threads), except ``__primary__`` with ``threads.primary: shared``, which floats over
-  the rpc xstreams' cores. With ``placement.smt: use`` xstreams other than progress get single
-  hardware threads, so siblings are used; the progress xstream always keeps a whole core.
-  Reserved cores and CPUs outside the allowed cpuset are never used; ranks never share a core.
-* **NUMA.** Ranks go round-robin over NUMA domains (Slurm's default block:cyclic), domains with
-  a NIC of the transport's kind first, sockets alternating (so 4 ranks on a 2-socket node with
-  8 domains use both sockets); a rank takes contiguous cores of one domain, and spans domains
-  only when no single domain has room (recorded in ``notes``), unless the site's MPI forbids it
-  (``placement.numa_confined_ranks``): then the plan is refused with the numbers. Inside a rank the
-  progress xstream takes a core in a NIC domain when the rank has one (nearest the NIC).
-* **Too few cores.** With ``placement.too_few_cores: error`` (default) the planner fails with
-  the numbers. With ``share`` (explicit opt-in) each rank gets ``usable // ppn`` cores, the
-  progress xstream keeps one alone if the rank has at least two, and the other xstreams are
-  packed round-robin on the rest; the sharing is written to ``notes`` (and the manifest).
-  Fewer usable cores than processes is always an error: ranks never share a core.
+* **Roles per rank** (:func:`roles_per_rank`): one progress xstream serving ``progress_pool``
+  alone (``threads.progress: dedicated``, the default: a progress loop sharing its xstream
+  starves the other pools or stalls up to 100 ms, https://github.com/mochi-hpc/mochi-margo/pull/278),
+  the ``__primary__`` xstream (the main thread, always defined so that it can be pinned),
+  ``threads.rpc`` rpc xstreams and, only if a component uses ``pool: io``, io xstreams (at
+  least num_urings+1 for abt_io with io_uring). With ``progress: shared`` the progress loop
+  runs on ``__primary__``; with ``rpc: 0`` the RPC handlers do.
+* **SMT** (:func:`use_smt`): ``placement.smt: use`` puts xstreams other than progress on single
+  hardware threads; it has no effect on a node with one thread per core.
+* **Cores per rank** (:func:`cores_per_rank`): enough for every xstream to have a core (or a
+  hardware thread) of its own. When the node has fewer, ``placement.too_few_cores: error``
+  (default) fails with the numbers; ``share`` (explicit opt-in) gives each rank
+  ``usable // ppn`` cores. Fewer usable cores than processes is always an error: ranks never
+  share a core. Reserved cores and CPUs outside the allowed cpuset are never used.
+* **Which cores** (:func:`assign_cores`): ranks go round-robin over NUMA domains (Slurm's
+  default block:cyclic), domains with a NIC of the transport's kind first, sockets alternating
+  (so 4 ranks on a 2-socket node with 8 domains use both sockets); a rank takes contiguous cores
+  of one domain, and spans domains only when no single domain has room, unless the site's MPI
+  forbids it (``placement.numa_confined_ranks``): then the plan is refused with the numbers.
+  Inside a rank the core nearest the NIC comes first (the progress loop goes there).
+* **Xstreams** (:func:`bedrock_deploy.layout_policies.choose`): one policy per rank.
 * ``placement.pin: false`` leaves every xstream unpinned (no affinity emitted).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import InputError, Problem
-from bedrock_deploy.plan import NodeLayout, RankLayout, Role, XstreamPlan
-from bedrock_deploy.service import PrimaryMode, ProgressMode, ServiceDescription, ShortagePolicy
+from bedrock_deploy.layout_policies import (
+    IO_POOL,
+    MERGING_POLICIES,
+    PROGRESS_POOL,
+    RPC_POOL,
+    Chooser,
+    RankCores,
+    RankShape,
+    RankXstreams,
+    choose,
+    cores_needed,
+)
+from bedrock_deploy.plan import PRIMARY, Choice, NodeLayout, RankLayout, XstreamPlan
+from bedrock_deploy.service import ServiceDescription, ShortagePolicy, SmtPolicy
 from bedrock_deploy.topology import Core, Topology
 
-PRIMARY = "__primary__"
-PROGRESS_POOL = "progress_pool"
-RPC_POOL = "rpc_pool"
-IO_POOL = "io_pool"
+__all__ = ["IO_POOL", "PRIMARY", "PROGRESS_POOL", "RPC_POOL", "RankShape", "plan_layout"]
 
 
-@dataclass(frozen=True)
-class RankShape:
-    """What one rank runs, independent of the node."""
-
-    progress_dedicated: bool
-    primary_dedicated: bool
-    rpc: int
-    io: int
-
-    @classmethod
-    def of(cls, service: ServiceDescription) -> RankShape:
-        t = service.threads
-        rpc = t.rpc
-        # with rpc: 0 the handlers run on __primary__: it cannot float over rpc cores
-        primary_dedicated = t.primary is PrimaryMode.dedicated or rpc == 0
-        return cls(progress_dedicated=t.progress is ProgressMode.dedicated,
-                   primary_dedicated=primary_dedicated, rpc=rpc, io=service.io_xstreams)
-
-    @property
-    def slots(self) -> list[Role]:
-        """Roles that need their own CPU slot, in placement order."""
-        out: list[Role] = []
-        if self.progress_dedicated:
-            out.append(Role.progress)
-        if self.primary_dedicated:
-            out.append(Role.primary)
-        out += [Role.rpc] * self.rpc + [Role.io] * self.io
-        return out
-
-    def describe(self) -> str:
-        parts = []
-        if self.progress_dedicated:
-            parts.append("1 progress")
-        if self.primary_dedicated:
-            parts.append("1 __primary__")
-        if self.rpc:
-            parts.append(f"{self.rpc} rpc")
-        if self.io:
-            parts.append(f"{self.io} io")
-        return " + ".join(parts)
+def roles_per_rank(service: ServiceDescription) -> tuple[RankShape, Choice]:
+    """The roles every process runs, from the service's ``threads``."""
+    shape = RankShape.of(service)
+    t = service.threads
+    return shape, Choice("xstreams per process", shape.describe(),
+                         f"threads of the service: progress {t.progress.value}, rpc {t.rpc}, "
+                         f"primary {t.primary.value}, io {shape.io} (docs/layout.md)")
 
 
-def progress_pool_of(layout: RankLayout) -> str:
-    return PROGRESS_POOL if any(x.role is Role.progress for x in layout.xstreams) else PRIMARY
+def use_smt(topo: Topology, service: ServiceDescription) -> tuple[bool, Choice]:
+    """Whether xstreams go on single hardware threads (``placement.smt: use``)."""
+    asked = service.placement.smt is SmtPolicy.use
+    if asked and topo.threads_per_core == 1:
+        return False, Choice("use SMT siblings", False, "placement.smt: use has no effect, the "
+                             "node has 1 hardware thread per core", note=True)
+    return asked, Choice("use SMT siblings", asked, f"placement.smt: {service.placement.smt.value}")
 
 
-def rpc_pool_of(layout: RankLayout) -> str:
-    return RPC_POOL if any(x.role is Role.rpc for x in layout.xstreams) else PRIMARY
-
-
-def io_pool_of(layout: RankLayout) -> str | None:
-    return IO_POOL if any(x.role is Role.io for x in layout.xstreams) else None
-
-
-def _cores_needed(shape: RankShape, topo: Topology, smt: bool) -> int:
-    slots = shape.slots
-    if not smt:
-        return max(1, len(slots))
+def cores_per_rank(topo: Topology, service: ServiceDescription, shape: RankShape,
+                   smt: bool) -> tuple[int, Choice]:
+    """How many cores each rank gets; raises InputError (path ``processes_per_node``) when they
+    do not fit and the service did not opt into sharing, or when ranks would share a core."""
+    ppn = service.processes_per_node
     tpc = max(1, min((len(topo.usable_cpus(c)) for c in topo.usable_cores), default=1))
-    rest = len(slots) - (1 if shape.progress_dedicated else 0)
-    return max(1, (1 if shape.progress_dedicated else 0) + -(-rest // tpc))
+    k = cores_needed(shape, tpc, smt)
+    usable = len(topo.usable_cores)
+    unit = "a hardware thread" if smt else "a core"
+    if ppn * k <= usable:
+        return k, Choice("cores per process", k, f"{shape.describe()} xstreams, each on {unit} "
+                         "of its own")
+    sharing = service.placement.too_few_cores is ShortagePolicy.share
+    if not sharing or usable < ppn:
+        raise InputError(_shortage_problem(topo, ppn, k, shape, smt, sharing))
+    return usable // ppn, Choice(
+        "cores per process", usable // ppn,
+        f"too_few_cores: share: {ppn} x {k} cores wanted, {usable} usable", note=True)
 
 
 def _shortage_problem(topo: Topology, ppn: int, k: int, shape: RankShape, smt: bool,
@@ -161,16 +143,17 @@ def domain_order(topo: Topology, nic_domains: tuple[int, ...]) -> list[int]:
     return interleaved(near) + interleaved([d for d in socket_of if d not in nic_domains])
 
 
-def _assign_cores(topo: Topology, ppn: int, k: int, nic_domains: tuple[int, ...],
-                  numa_confined: bool = False) -> tuple[list[list[Core]], list[str]]:
+def assign_cores(topo: Topology, ppn: int, k: int, nic_domains: tuple[int, ...],
+                 numa_confined: bool = False) -> tuple[list[list[Core]], list[Choice]]:
     """Disjoint core sets, one per rank, round-robin over NUMA domains (NIC domains first,
-    sockets alternating). ``numa_confined``: a rank never spans domains (InputError)."""
-    notes: list[str] = []
+    sockets alternating), and for each rank the decision with its reason. ``numa_confined``:
+    a rank never spans domains (InputError)."""
     free: dict[int, list[Core]] = {}
     for c in topo.usable_cores:
         free.setdefault(c.numa, []).append(c)
     order = domain_order(topo, nic_domains)
     out: list[list[Core]] = []
+    decided: list[Choice] = []
     start = 0
     for rank in range(ppn):
         chosen: list[Core] | None = None
@@ -191,6 +174,7 @@ def _assign_cores(topo: Topology, ppn: int, k: int, nic_domains: tuple[int, ...]
                 hint=f"use at most {fits} processes per node, or fewer xstreams per process; "
                 "or, if the site allows it, set placement.spanning_env in the site profile "
                 "(e.g. another MPICH_OFI_NIC_POLICY, see 'man mpi' on the machine)"))
+        spans = chosen is None
         if chosen is None:
             # no single domain has room: take the largest leftovers first
             chosen = []
@@ -200,10 +184,18 @@ def _assign_cores(topo: Topology, ppn: int, k: int, nic_domains: tuple[int, ...]
                 free[d] = free[d][len(take):]
                 if len(chosen) == k:
                     break
-            notes.append(f"local rank {rank} spans NUMA domains "
-                         + ",".join(str(d) for d in sorted({c.numa for c in chosen})))
-        out.append(sorted(chosen, key=lambda c: c.index))
-    return out, notes
+        chosen.sort(key=lambda c: c.index)
+        out.append(chosen)
+        domains = ",".join(str(d) for d in sorted({c.numa for c in chosen}))
+        cpus = format_cpulist(sorted(cpu for c in chosen for cpu in topo.usable_cpus(c)))
+        if spans:
+            why = f"spans NUMA domains {domains}: no single domain had {k} free cores"
+        else:
+            near = " (a NIC domain)" if chosen[0].numa in nic_domains else ""
+            why = (f"NUMA {domains}{near}; ranks take NUMA domains round-robin, NIC domains "
+                   "first, sockets alternating")
+        decided.append(Choice(f"local rank {rank} cores", cpus, why, note=spans))
+    return out, decided
 
 
 def _by_domain(topo: Topology) -> dict[int, list[Core]]:
@@ -213,92 +205,61 @@ def _by_domain(topo: Topology) -> dict[int, list[Core]]:
     return out
 
 
-def _slot_cpus(cores: list[Core], shape: RankShape, topo: Topology, smt: bool,
-               nic_domains: tuple[int, ...], packed: bool) -> list[tuple[Role, tuple[int, ...]]]:
-    """CPU set of each slot (in ``shape.slots`` order)."""
-    slots = shape.slots
-    # the progress core: the rank's first core in a NIC domain, else its first core
+def rank_cores(topo: Topology, cores: list[Core], nic_domains: tuple[int, ...],
+               pin: bool) -> RankCores:
+    """A rank's cores as a policy sees them: the first one in a NIC domain first (the progress
+    loop goes nearest the NIC), then the others in order."""
     near = next((c for c in cores if c.numa in nic_domains), cores[0])
     ordered = [near] + [c for c in cores if c is not near]
-    out: list[tuple[Role, tuple[int, ...]]] = []
-    rest_slots = list(slots)
-    rest_cores = list(ordered)
-    if shape.progress_dedicated and (len(ordered) >= 2 or not packed):
-        out.append((Role.progress, topo.usable_cpus(ordered[0])))
-        rest_slots = slots[1:]
-        rest_cores = ordered[1:]
-    units: list[tuple[int, ...]] = []
-    if smt:
-        units = [(cpu,) for c in rest_cores for cpu in topo.usable_cpus(c)]
-    else:
-        units = [topo.usable_cpus(c) for c in rest_cores]
-    for i, role in enumerate(rest_slots):
-        out.append((role, units[i % len(units)]))
-    return out
+    return RankCores(cores=tuple(topo.usable_cpus(c) for c in ordered), pin=pin)
+
+
+def describe_xstreams(xstreams: tuple[XstreamPlan, ...]) -> str:
+    """``name=cpus`` of each xstream, with the roles it serves beyond its own."""
+    parts = []
+    for x in xstreams:
+        roles = f" ({'+'.join(r.value for r in x.roles)})" if x.also else ""
+        parts.append(f"{x.name}{roles}={format_cpulist(x.cpus) if x.cpus else 'unpinned'}")
+    return ", ".join(parts)
 
 
 def plan_layout(topo: Topology, service: ServiceDescription,
                 nic_kind: str | None = None, *, uses_nic: bool = True,
-                numa_confined: bool = False) -> NodeLayout:
+                numa_confined: bool = False, choose_policy: Chooser = choose) -> NodeLayout:
     """Plan every local rank of one node. Raises InputError (path into the service) if the
     request cannot fit and the service did not opt into sharing, or, with ``numa_confined``
-    (the site's MPI binds each rank to its NUMA domain's NIC), if a rank would span domains."""
-    ppn = service.processes_per_node
-    shape = RankShape.of(service)
-    smt = service.placement.smt.value == "use" and topo.threads_per_core > 1
-    pin = service.placement.pin
-    k = _cores_needed(shape, topo, smt)
-    usable = len(topo.usable_cores)
-    notes: list[str] = []
-    packed = False
-    if ppn * k > usable:
-        sharing = service.placement.too_few_cores is ShortagePolicy.share
-        if not sharing or usable < ppn:
-            raise InputError(_shortage_problem(topo, ppn, k, shape, smt, sharing))
-        packed = True
-        notes.append(f"too_few_cores: share: {ppn} x {k} cores wanted, {usable} usable; each "
-                     f"rank packs its {len(shape.slots)} xstreams on {usable // ppn} cores")
-        k = usable // ppn
-    if service.placement.smt.value == "use" and topo.threads_per_core == 1:
-        notes.append("smt: use has no effect, the node has 1 hardware thread per core")
+    (the site's MPI binds each rank to its NUMA domain's NIC), if a rank would span domains.
+    ``choose_policy`` picks each rank's xstream policy (the layout benchmark plans other
+    candidates through it)."""
+    decisions: list[Choice] = []
+    shape, decided = roles_per_rank(service)
+    decisions.append(decided)
+    smt, decided = use_smt(topo, service)
+    decisions.append(decided)
+    k, decided = cores_per_rank(topo, service, shape, smt)
+    decisions.append(decided)
     nic_domains = topo.nic_numa(nic_kind) if uses_nic else ()
     if uses_nic and not nic_domains:
         nic_domains = topo.nic_numa()
-    per_rank, span_notes = _assign_cores(topo, ppn, k, nic_domains, numa_confined)
-    notes += span_notes
+    per_rank, assigned = assign_cores(topo, service.processes_per_node, k, nic_domains,
+                                      numa_confined)
     ranks: list[RankLayout] = []
-    for rank, cores in enumerate(per_rank):
-        slot_cpus = _slot_cpus(cores, shape, topo, smt, nic_domains, packed)
-        xstreams: list[XstreamPlan] = []
-        counters = {Role.rpc: 0, Role.io: 0}
-        rpc_cpus: list[int] = []
-        primary_cpus: tuple[int, ...] = ()
-        for role, cpus in slot_cpus:
-            if role is Role.progress:
-                xstreams.append(XstreamPlan("progress_xstream", role, (PROGRESS_POOL,),
-                                            cpus if pin else ()))
-            elif role is Role.primary:
-                primary_cpus = cpus
-            elif role is Role.rpc:
-                xstreams.append(XstreamPlan(f"rpc_xstream_{counters[role]}", role, (RPC_POOL,),
-                                            cpus if pin else ()))
-                counters[role] += 1
-                rpc_cpus += [c for c in cpus if c not in rpc_cpus]
-            else:
-                xstreams.append(XstreamPlan(f"io_xstream_{counters[role]}", role, (IO_POOL,),
-                                            cpus if pin else ()))
-                counters[role] += 1
-        if not shape.primary_dedicated:
-            primary_cpus = tuple(sorted(rpc_cpus))
-        xstreams.insert(1 if shape.progress_dedicated else 0,
-                        XstreamPlan(PRIMARY, Role.primary, (PRIMARY,), primary_cpus if pin else ()))
-        all_cpus = tuple(sorted(c for core in cores for c in topo.usable_cpus(core)))
-        ranks.append(RankLayout(local_rank=rank, cpus=all_cpus,
+    for rank, (cores, placed) in enumerate(zip(per_rank, assigned, strict=True)):
+        decisions.append(placed)
+        mine = rank_cores(topo, cores, nic_domains, service.placement.pin)
+        policy, why = choose_policy(mine, shape, smt)
+        xs: RankXstreams = policy(mine, shape)
+        ranks.append(RankLayout(local_rank=rank, cpus=mine.cpus,
                                 numa=tuple(sorted({c.numa for c in cores})),
-                                xstreams=tuple(xstreams)))
-    spare = usable - sum(len(c) for c in per_rank)
+                                xstreams=xs.xstreams, progress_pool=xs.progress_pool,
+                                rpc_pool=xs.rpc_pool, io_pool=xs.io_pool,
+                                policy=policy.__name__))
+        decisions.append(Choice(f"local rank {rank} xstreams",
+                                f"{policy.__name__}: {describe_xstreams(xs.xstreams)}", why,
+                                note=policy.__name__ in MERGING_POLICIES))
+    spare = len(topo.usable_cores) - sum(len(c) for c in per_rank)
     if spare > 0:
-        notes.append(f"{spare} usable cores left idle")
+        decisions.append(Choice("idle cores", spare, "usable cores no rank needs", note=True))
     return NodeLayout(ranks=tuple(ranks),
-                      pins_threads=pin and any(x.cpus for r in ranks for x in r.xstreams),
-                      use_smt=smt, notes=tuple(notes))
+                      pins_threads=any(x.cpus for r in ranks for x in r.xstreams),
+                      use_smt=smt, decisions=tuple(decisions))

@@ -163,7 +163,7 @@ def core_map(topology: Topology, layout: NodeLayout) -> CoreMap:
             ranks_of.setdefault(cpu, []).append(rank.local_rank)
         for xs in rank.xstreams:
             for cpu in xs.cpus:
-                roles_of.setdefault(cpu, set()).add(xs.role)
+                roles_of.setdefault(cpu, set()).update(xs.roles)
                 owners = ranks_of.setdefault(cpu, [])
                 if rank.local_rank not in owners:
                     owners.append(rank.local_rank)
@@ -229,7 +229,7 @@ def core_map(topology: Topology, layout: NodeLayout) -> CoreMap:
             cpus=format_cpulist(r.cpus) or "(none)",
             numa=",".join(str(d) for d in (r.numa or sorted({numa_of[c] for c in r.cpus
                                                              if c in numa_of}))),
-            xstreams=_xstream_summary((xs.role, xs.cpus) for xs in r.xstreams),
+            xstreams=_xstream_summary((role, xs.cpus) for xs in r.xstreams for role in xs.roles),
         )
         for r in layout.ranks
     )

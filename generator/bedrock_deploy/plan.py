@@ -46,50 +46,98 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True)
-class XstreamPlan:
-    """One Argobots execution stream of a rank: its role, pools and CPUs.
+class Choice:
+    """One decision, recorded in the manifest: what was decided, the value, and why.
+    ``note``: the decision departs from the usual (shown as a note, not only recorded).
 
     Example::
 
+        for c in plan.choices:
+            print(f"{c.what}: {c.value} ({c.why})")   # transport: sm (na+sm://) (...)
+    """
+
+    what: str
+    value: Any
+    why: str
+    note: bool = False
+
+    def line(self) -> str:
+        """``what: value (why)`` on one line."""
+        return f"{self.what}: {self.value} ({self.why})"
+
+
+PRIMARY = "__primary__"  # Argobots' primary pool and xstream (the process's main thread)
+
+
+@dataclass(frozen=True)
+class XstreamPlan:
+    """One Argobots execution stream of a rank: its roles, pools and CPUs.
+
+    ``role`` is what the xstream is named for; ``also`` the other roles it serves because the
+    layout merged them onto it (``__primary__`` running the progress loop and the RPC handlers
+    on a rank with fewer cores than roles). Example::
+
         for x in plan.layout.ranks[0].xstreams:
-            print(x.name, x.role, x.cpus)   # rpc_xstream_0 rpc (3,)
+            print(x.name, x.roles, x.cpus)   # rpc_xstream_0 (<Role.rpc: 'rpc'>,) (3,)
     """
 
     name: str
     role: Role
     pools: tuple[str, ...]  # scheduler pools, first = the pool this xstream serves
     cpus: tuple[int, ...]  # absolute OS CPU ids it is pinned to (affinity); empty = unpinned
+    also: tuple[Role, ...] = ()  # further roles it serves (their pool is its pool)
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """Every role this xstream serves, its own first."""
+        return (self.role, *self.also)
 
 
 @dataclass(frozen=True)
 class RankLayout:
-    """The CPUs of one local rank (what the launcher binds it to) and its xstreams.
+    """The CPUs of one local rank (what the launcher binds it to), its xstreams, and the pool
+    each role's work goes to, as the layout policy decided them (renderers read these, they
+    never work them out again).
 
     Example::
 
         rank = plan.layout.ranks[1]
-        print(rank.local_rank, rank.cpus, rank.numa)
+        print(rank.local_rank, rank.cpus, rank.numa, rank.policy, rank.rpc_pool)
     """
 
     local_rank: int
     cpus: tuple[int, ...]  # every CPU this rank may use: what the launcher binds it to
     numa: tuple[int, ...]  # NUMA domains of those CPUs
     xstreams: tuple[XstreamPlan, ...]
+    progress_pool: str = PRIMARY  # margo's progress_pool (Margo's default: __primary__)
+    rpc_pool: str = PRIMARY  # margo's rpc_pool: where RPC handlers (and Bedrock's own) run
+    io_pool: str | None = None  # the pool of components with pool: io (None: the rpc pool)
+    policy: str = ""  # the xstream policy that decided this rank (layout_policies.py)
 
 
 @dataclass(frozen=True)
 class NodeLayout:
-    """The planned core map of one node (the same on every node), and the planner's notes.
+    """The planned core map of one node (the same on every node), and every decision the
+    planner made, with its reason, in the order it made them.
 
     Example::
 
-        print(len(plan.layout.ranks), plan.layout.pins_threads, plan.layout.notes)
+        print(len(plan.layout.ranks), plan.layout.pins_threads)
+        for d in plan.layout.decisions:
+            print(f"{d.what}: {d.value} ({d.why})")
     """
 
     ranks: tuple[RankLayout, ...]
     pins_threads: bool  # any xstream has cpubind/affinity (Spack then needs argobots+affinity)
     use_smt: bool
-    notes: tuple[str, ...] = ()
+    decisions: tuple[Choice, ...] = ()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The decisions that depart from the usual layout (a shortage of cores, a rank spanning
+        NUMA domains, idle cores), one line each: shown by ``generate``, ``layout`` and the
+        picture."""
+        return tuple(d.line() for d in self.decisions if d.note)
 
 
 @dataclass(frozen=True)
@@ -109,21 +157,6 @@ class TransportChoice:
     launcher_flags: tuple[str, ...]
     mercury: dict[str, Any]
     reason: str
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One decision, recorded in the manifest: what was decided, the value, and why.
-
-    Example::
-
-        for c in plan.choices:
-            print(f"{c.what}: {c.value} ({c.why})")   # transport: sm (na+sm://) (...)
-    """
-
-    what: str
-    value: Any
-    why: str
 
 
 @dataclass(frozen=True)

@@ -313,9 +313,12 @@ def planned_cpus(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 def roles(manifest: dict[str, Any], local_rank: int) -> dict[str, str]:
+    """xstream name -> the roles the layout gave it (``primary+progress+rpc`` when it serves
+    several), as the manifest records them."""
     for r in manifest.get("layout", {}).get("ranks", []):
         if r.get("local_rank") == local_rank:
-            return {str(x["name"]): str(x["role"]) for x in r.get("xstreams", [])}
+            return {str(x["name"]): "+".join(str(role) for role in x.get("roles", [x["role"]]))
+                    for x in r.get("xstreams", [])}
     return {}
 
 
