@@ -224,11 +224,12 @@ def test_up_prints_the_tables(dep: Path) -> None:
     assert "Group (run/group.json): 2 member(s)" in out
     assert "Key/value smoke workload" in out
     assert "Xstreams:" in out
-    config = json.loads((dep / "configs" / "rank-0.json").read_text())
-    for name in planned_cpus(config):
-        assert name in out
-    xstream_lines = [ln for ln in out.splitlines() if "_xstream" in ln or "__primary__" in ln]
-    assert xstream_lines and all(ln.rstrip().endswith("yes") for ln in xstream_lines)
+    planned = {(str(rank), name) for rank in (0, 1) for name in planned_cpus(
+        json.loads((dep / "configs" / f"rank-{rank}.json").read_text()))}
+    # the pinning table: one row per xstream of each rank (rank, name, role, ...), all agreeing
+    xstream_lines = [ln for ln in out.splitlines() if tuple(ln.split()[:2]) in planned]
+    assert sorted(tuple(ln.split()[:2]) for ln in xstream_lines) == sorted(planned)
+    assert all(ln.rstrip().endswith("yes") for ln in xstream_lines)
     assert "Stopped: launch script exit status 0, 2/2 engine(s) no longer answer, no process " \
            "left." in out
     assert "engines started" in done.stderr  # the progress display
