@@ -24,7 +24,7 @@ std::string default_ipv4() {
   for (ifaddrs* i = ifa; i; i = i->ifa_next) {
     if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
     if (i->ifa_flags & IFF_LOOPBACK) continue;
-    if (!(i->ifa_flags & IFF_UP)) continue;
+    if (!(i->ifa_flags & IFF_UP) || !(i->ifa_flags & IFF_RUNNING)) continue;
     char buf[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
     result = buf;

@@ -19,13 +19,11 @@ SmClientConnection::SmClientConnection(const Address& a) {
   sockaddr_un sa = abstract_addr(sm_socket_name(a.sm_id), len);
   if (::connect(sock_.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0)
     throw_errno("Could not connect to na+sm://" + a.sm_id);
-  Fd memfd(memfd_create("bedrock-engine-na-sm", MFD_CLOEXEC));
-  if (!memfd) throw_errno("memfd_create");
-  if (ftruncate(memfd.get(), static_cast<off_t>(kSegmentSize)) != 0) throw_errno("ftruncate");
+  Fd memfd = create_sealed_segment();
   map_ = std::make_unique<Mapping>(memfd.get(), kSegmentSize);
   auto* hdr = new (map_->get()) SegmentHeader();
   hdr->magic = kSegmentMagic;
-  hdr->version = 1;
+  hdr->version = kSegmentVersion;
   hdr->capacity = kRingCapacity;
   out_ = std::make_unique<Ring>(&hdr->to_server, map_->get() + kDataOffset);
   in_ = std::make_unique<Ring>(&hdr->to_client, map_->get() + kDataOffset + kRingCapacity);
@@ -87,6 +85,8 @@ Frame SmClientConnection::call(FrameHeader h, std::string_view payload,
     Frame f;
     Ring::Result r = in_->read(f);
     if (r == Ring::ok) {
+      // The engine found this ring full and waits for room: tell it there is some.
+      if (in_->take_writer_waiting()) signal_eventfd(efd_server_.get());
       if (f.header.kind == static_cast<uint16_t>(FrameKind::response) &&
           f.header.request_id == h.request_id)
         return f;

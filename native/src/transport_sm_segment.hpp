@@ -21,6 +21,7 @@
 namespace bedrock_engine::transport_detail {
 
 constexpr uint32_t kSegmentMagic = 0x4d534542;  // "BESM"
+constexpr uint32_t kSegmentVersion = 2;
 constexpr uint64_t kRingCapacity = 4u << 20;
 
 struct alignas(64) RingCtl {
@@ -29,7 +30,8 @@ struct alignas(64) RingCtl {
   std::atomic<uint64_t> tail;  // written by the reader
   char pad2[56];
   std::atomic<uint32_t> reader_sleeping;
-  char pad3[60];
+  std::atomic<uint32_t> writer_waiting;  // the writer found the ring full: reader, wake it
+  char pad3[56];
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "need lock-free 64-bit atomics");
 
@@ -96,6 +98,16 @@ class Ring {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return ctl_->reader_sleeping.load(std::memory_order_seq_cst) != 0;
   }
+  // Writer: the ring was full; ask the reader to signal once it made room.
+  void set_writer_waiting(bool w) {
+    ctl_->writer_waiting.store(w ? 1 : 0, std::memory_order_seq_cst);
+  }
+  // Reader, after consuming: true (once) if the writer waits for room.
+  bool take_writer_waiting() {
+    if (ctl_->writer_waiting.load(std::memory_order_relaxed) == 0) return false;
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return ctl_->writer_waiting.exchange(0, std::memory_order_seq_cst) != 0;
+  }
 
  private:
   void copy_in(uint64_t pos, const void* src, size_t n) {
@@ -136,6 +148,14 @@ class Mapping {
   char* ptr_ = nullptr;
   size_t size_ = 0;
 };
+
+// Client: a memfd of kSegmentSize bytes sealed against shrinking and growing (F_SEAL_SHRINK,
+// F_SEAL_GROW, F_SEAL_SEAL), so no process holding it can make the engine's reads fault
+// (memfd_create(2), fcntl(2) "File Sealing").
+Fd create_sealed_segment();
+// Server: the fd the client passed is a sealed memfd of exactly kSegmentSize bytes (tmpfs,
+// regular, seals SHRINK and GROW present). Returns "" if so, else why not.
+std::string check_segment_fd(int fd);
 
 inline std::string sm_socket_name(const std::string& id) { return "bedrock-engine/na+sm/" + id; }
 

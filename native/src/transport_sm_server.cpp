@@ -1,8 +1,8 @@
 #include "transport_sm_server.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -28,7 +28,22 @@ Fd listen_sm(const Address& a, const std::string& spec, std::string& address) {
   return listener;
 }
 
-bool SmServerConnection::handshake() {
+std::string check_sm_peer(int fd, const TransportLimits& limits) {
+  if (limits.sm_allow_any_uid) return {};
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+    return "cannot read the peer's credentials";
+  uid_t me = geteuid();
+  if (cred.uid == me) return {};
+  const auto& ok = limits.sm_allowed_uids;
+  if (std::find(ok.begin(), ok.end(), static_cast<unsigned>(cred.uid)) != ok.end()) return {};
+  return "peer uid " + std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) +
+         ") is not the engine's uid " + std::to_string(me) +
+         " nor in BEDROCK_ENGINE_SM_ALLOWED_UIDS";
+}
+
+bool SmServerConnection::handshake(std::string* why) {
   char byte = 0;
   iovec iov{&byte, 1};
   alignas(cmsghdr) char cbuf[CMSG_SPACE(3 * sizeof(int))];
@@ -52,24 +67,37 @@ bool SmServerConnection::handshake() {
   }
   std::vector<Fd> owned;
   for (int fd : fds) owned.emplace_back(fd);
-  if (n != 1 || byte != 'S' || owned.size() != 3 || (msg.msg_flags & MSG_CTRUNC)) return false;
-  struct stat st{};
-  if (fstat(owned[0].get(), &st) != 0 || static_cast<size_t>(st.st_size) != kSegmentSize)
+  if (n != 1 || byte != 'S' || owned.size() != 3 || (msg.msg_flags & MSG_CTRUNC)) {
+    *why = "malformed handshake";
     return false;
+  }
+  std::string bad = check_segment_fd(owned[0].get());
+  if (!bad.empty()) {
+    *why = bad;
+    return false;
+  }
   try {
     map_ = std::make_unique<Mapping>(owned[0].get(), kSegmentSize);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    *why = e.what();
     return false;
   }
   auto* hdr = reinterpret_cast<SegmentHeader*>(map_->get());
-  if (hdr->magic != kSegmentMagic || hdr->capacity != kRingCapacity) return false;
+  if (hdr->magic != kSegmentMagic || hdr->version != kSegmentVersion ||
+      hdr->capacity != kRingCapacity) {
+    *why = "segment header has the wrong magic, version or capacity";
+    return false;
+  }
   in_ = std::make_unique<Ring>(&hdr->to_server, map_->get() + kDataOffset);
   out_ = std::make_unique<Ring>(&hdr->to_client, map_->get() + kDataOffset + kRingCapacity);
   efd_server_ = std::move(owned[1]);
   efd_client_ = std::move(owned[2]);
   set_nonblocking(efd_server_.get());
   char ok = 'K';
-  if (::send(sock_.get(), &ok, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) return false;
+  if (::send(sock_.get(), &ok, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+    *why = "could not acknowledge the handshake";
+    return false;
+  }
   ready_ = true;
   return true;
 }
@@ -77,10 +105,12 @@ bool SmServerConnection::handshake() {
 void SmServerConnection::send(const FrameHeader& h, std::string_view payload) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_ || !ready_) return;
+  size_t before = pending_bytes_;
   if (pending_.empty()) {
     Ring::Result r = out_->write(h, payload);
     if (r == Ring::ok) {
       if (out_->reader_sleeping()) signal_eventfd(efd_client_.get());
+      flow_.response_produced(before, pending_bytes_);
       return;
     }
     if (r == Ring::corrupt) {
@@ -90,24 +120,42 @@ void SmServerConnection::send(const FrameHeader& h, std::string_view payload) {
   }
   std::string frame(reinterpret_cast<const char*>(&h), sizeof h);
   frame.append(payload.data(), payload.size());
+  pending_bytes_ += frame.size();
   pending_.push_back(std::move(frame));
   has_pending_.store(true);
+  flow_.response_produced(before, pending_bytes_);
 }
 
-bool SmServerConnection::flush() {
-  if (!has_pending_.load()) return true;
-  std::lock_guard<std::mutex> lock(mutex_);
+size_t SmServerConnection::write_pending() {
   while (!pending_.empty()) {
     Ring::Result r = out_->write_raw(pending_.front());
     if (r == Ring::full) break;
     if (r == Ring::corrupt) {
       closed_ = true;
-      return false;
+      return pending_bytes_;
     }
+    pending_bytes_ -= pending_.front().size();
     pending_.pop_front();
   }
+  return pending_bytes_;
+}
+
+bool SmServerConnection::flush() {
+  if (!has_pending_.load()) return true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t left = write_pending();
+  if (closed_) return false;
+  if (left > 0) {
+    // Ask the client to signal efd_server once it made room, then look again (its read may
+    // have happened before it could see the request).
+    out_->set_writer_waiting(true);
+    left = write_pending();
+    if (closed_) return false;
+  }
+  if (left == 0) out_->set_writer_waiting(false);
   if (out_->reader_sleeping()) signal_eventfd(efd_client_.get());
-  has_pending_.store(!pending_.empty());
+  flow_.output_sent(left);
+  has_pending_.store(left > 0);
   return true;
 }
 
@@ -115,12 +163,13 @@ int SmServerConnection::poll(const FrameHandler& on_frame,
                              const std::shared_ptr<ServerConnection>& self) {
   if (!ready_) return 0;
   int n = 0;
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < 64 && !flow_.blocked(); ++i) {
     Frame f;
     Ring::Result r = in_->read(f);
     if (r == Ring::empty) break;
     if (r == Ring::corrupt) return -1;
     if (f.header.kind != static_cast<uint16_t>(FrameKind::request)) return -1;
+    flow_.request_read();
     on_frame(self, std::move(f));
     ++n;
   }
