@@ -38,7 +38,12 @@ void Xstream::end_sleep() {
   }
 }
 
-int current_tid() { return static_cast<int>(syscall(SYS_gettid)); }
+int current_tid() {
+  // Every response carries the handler's thread id: a syscall each time cost ~0.1-0.3 us of a
+  // ~0.5 us round trip here. The engine never forks, so a thread's id never changes.
+  thread_local int tid = static_cast<int>(syscall(SYS_gettid));
+  return tid;
+}
 
 std::vector<int> allowed_cpus() {
   cpu_set_t set;

@@ -10,6 +10,10 @@ namespace bedrock_engine::transport_detail {
 
 using Clock = std::chrono::steady_clock;
 
+// How long a waiting client or an idle spinner polls without any syscall before it starts
+// calling sched_yield (so a peer sharing its CPU gets to run).
+constexpr std::chrono::microseconds kSpinBeforeYield{3};
+
 [[noreturn]] void throw_errno(const std::string& what);
 
 // Owns one file descriptor (closed on destruction).

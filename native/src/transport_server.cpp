@@ -83,6 +83,13 @@ class TransportServerImpl : public TransportServer {
   }
 
   int progress(int timeout_ms, int wake_fd) override {
+    if (timeout_ms == 0 && kind_ == TransportKind::sm) {
+      // A busy progress loop polls the rings itself; the sockets (new connections, hang-ups,
+      // wake-ups) need an epoll_wait syscall only now and then, not every few spins.
+      auto now = Clock::now();
+      if (now - last_epoll_ < kSmEpollInterval) return poll_fast();
+      last_epoll_ = now;
+    }
     int handled = poll_fast();
     handled += service_tcp();
     if (handled > 0) timeout_ms = 0;
@@ -299,6 +306,8 @@ class TransportServerImpl : public TransportServer {
   Fd epfd_, listener_, internal_wake_;
   std::string address_;
   uint64_t next_id_ = 1;
+  static constexpr std::chrono::microseconds kSmEpollInterval{50};
+  Clock::time_point last_epoll_{};
   bool listener_paused_ = false;
   Clock::time_point listener_resume_at_{};
   RateLimitedLog reject_log_, accept_log_;

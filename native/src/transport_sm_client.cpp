@@ -27,6 +27,8 @@ SmClientConnection::SmClientConnection(const Address& a) {
   hdr->capacity = kRingCapacity;
   out_ = std::make_unique<Ring>(&hdr->to_server, map_->get() + kDataOffset);
   in_ = std::make_unique<Ring>(&hdr->to_client, map_->get() + kDataOffset + kRingCapacity);
+  out_->prefault();
+  in_->prefault();
   efd_server_ = Fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   efd_client_ = Fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!efd_server_ || !efd_client_) throw_errno("eventfd");
@@ -79,7 +81,9 @@ Frame SmClientConnection::call(FrameHeader h, std::string_view payload,
   }
   if (out_->reader_sleeping()) signal_eventfd(efd_server_.get());
   Xstream* xs = Xstream::current();
-  auto spin_until = Clock::now() + opts.spin;
+  const auto spin_start = Clock::now();
+  const auto spin_until = spin_start + opts.spin;
+  const auto yield_from = spin_start + kSpinBeforeYield;
   unsigned iter = 0;
   for (;;) {
     Frame f;
@@ -94,13 +98,16 @@ Frame SmClientConnection::call(FrameHeader h, std::string_view payload,
     }
     if (r == Ring::corrupt) fail("corrupt ring");
     if (xs && xs->run_one()) continue;  // nested wait: keep this xstream's pools running
-    if ((++iter & 63) != 0 && Clock::now() < spin_until) {
-      if ((iter & 15) == 0) std::this_thread::yield(); else __builtin_ia32_pause();
-      continue;
-    }
+    __builtin_ia32_pause();
+    if ((++iter & 15) != 0) continue;  // the clock only every 16 spins
     auto now = Clock::now();
     if (now > deadline) fail("timeout waiting for the response");
-    if (now < spin_until) continue;
+    if (now < spin_until) {
+      // Syscall-free at first: a response normally comes within a microsecond, and a
+      // sched_yield in the way delays it. Later, yield: the engine may need this CPU.
+      if (now >= yield_from) std::this_thread::yield();
+      continue;
+    }
     in_->set_sleeping(true);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!in_->has_data()) {

@@ -90,6 +90,8 @@ bool SmServerConnection::handshake(std::string* why) {
   }
   in_ = std::make_unique<Ring>(&hdr->to_server, map_->get() + kDataOffset);
   out_ = std::make_unique<Ring>(&hdr->to_client, map_->get() + kDataOffset + kRingCapacity);
+  in_->prefault();
+  out_->prefault();
   efd_server_ = std::move(owned[1]);
   efd_client_ = std::move(owned[2]);
   set_nonblocking(efd_server_.get());

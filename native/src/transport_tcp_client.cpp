@@ -38,10 +38,13 @@ Frame TcpClientConnection::call(FrameHeader h, std::string_view payload,
   std::string frame(reinterpret_cast<const char*>(&h), sizeof h);
   frame.append(payload.data(), payload.size());
   send_all(frame);
-  auto deadline = Clock::now() + opts.timeout;
-  auto spin_until = Clock::now() + opts.spin;
+  const auto start = Clock::now();
+  const auto deadline = start + opts.timeout;
+  const auto spin_until = start + opts.spin;
+  // A TCP round trip takes ~8 us even between spinning raw sockets here: yielding before
+  // that only delays the response behind sched_yield calls.
+  const auto yield_from = start + 3 * kSpinBeforeYield + std::chrono::microseconds(15);
   Xstream* xs = Xstream::current();
-  unsigned iter = 0;
   for (;;) {
     while (in_.size() >= sizeof(FrameHeader)) {
       FrameHeader rh;
@@ -67,7 +70,7 @@ Frame TcpClientConnection::call(FrameHeader h, std::string_view payload,
     auto now = Clock::now();
     if (now > deadline) fail("timeout waiting for the response");
     if (now < spin_until) {
-      if ((++iter & 7) == 0) std::this_thread::yield();
+      if (now >= yield_from) std::this_thread::yield();  // as in transport_sm_client.cpp
       continue;
     }
     wait_readable(fd_.get(), -1, xs ? 1 : 100, nullptr);

@@ -147,6 +147,9 @@ int TcpServerConnection::on_readable(const FrameHandler& on_frame,
       r = parse(on_frame, self);
       if (r < 0) return -1;
       frames += r;
+      // A short read emptied the socket: no second recv just to hear EAGAIN (epoll is
+      // level-triggered and reports what arrives later).
+      if (static_cast<size_t>(n) < sizeof buf) break;
       continue;
     }
     if (n == 0) return -1;

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import mmap
 import os
+import random
 import shutil
 import socket
 import struct
@@ -336,3 +337,28 @@ def test_out_of_descriptors_does_not_spin(engine: Any, eng: Any, protocol: str) 
     time.sleep(0.5)
     round_trip(eng, protocol, d.address, "emfile")
     assert "cannot accept connections: Too many open files" in stop(d)
+
+
+SKIP_KIND = 0x5350  # transport_sm_segment.hpp: a ring-internal record, never on the wire
+
+
+def test_sm_rings_wrap_and_refuse_forged_skip_records(engine: Any, eng: Any) -> None:
+    d = engine("na+sm")
+    c = eng.Client("na+sm")
+    c.set_timeout_ms(20000)
+    rng = random.Random(5)
+    for i in range(60):  # ~25 MB each way: several laps of both 4 MiB rings, odd offsets
+        value = bytes([i]) * rng.choice([0, 1, 39, 4096, 65_536, 300_000, BIG - 64])
+        c.put(d.address, 1, b"k%d" % i, value)
+        assert c.get(d.address, 1, b"k%d" % i) == value
+    forged = [
+        HEADER.pack(MAGIC, RING - 40, 1, SKIP_KIND, 0, 0, 0, 0, 0, 0),  # at a lap start
+        request(1, provider=0) + HEADER.pack(MAGIC, 100, 1, SKIP_KIND, 0, 0, 0, 0, 0, 0),
+    ]
+    for data in forged:
+        raw = RawSm(d.address)
+        assert raw.ack == b"K"
+        raw.write(data)
+        assert raw.sock.recv(1) == b""  # the engine closed this connection only
+        raw.close()
+    round_trip(eng, "na+sm", d.address, "laps")
