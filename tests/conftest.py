@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from golden_files import Goldens
+
 LOCAL_SLURM = Path(__file__).parent / "slurm" / "local-slurm.sh"
 
 
@@ -26,3 +28,21 @@ def local_slurm() -> Iterator[str]:
     finally:
         subprocess.run(["bash", str(LOCAL_SLURM), "stop", "--lease", lease],
                        capture_output=True, text=True, timeout=300)
+
+
+# ---- golden files (tests/golden_files.py, tests/golden/README.md) ------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite the golden files (tests/golden/, README's site table) from "
+                     "the current code instead of comparing; review the diff by eye")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "goldens" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.golden)
+
+
+@pytest.fixture
+def goldens(request: pytest.FixtureRequest) -> Goldens:
+    return Goldens(bool(request.config.getoption("--update-goldens")))

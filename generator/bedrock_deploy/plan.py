@@ -29,6 +29,7 @@ GROUP_FILE = "group.json"  # flock group file name, relative to DIR/run
 CONFIG_DIR = "configs"
 SCRIPTS_DIR = "scripts"
 RUN_DIR = "run"
+RANK_EXEC = f"{SCRIPTS_DIR}/rank-exec.sh"  # run on every rank: picks configs/rank-<L>.json
 
 
 def config_name(local_rank: int) -> str:

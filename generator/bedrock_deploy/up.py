@@ -45,9 +45,10 @@ from typing import Any, Protocol
 
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.launch.scheduler import scheduler_class
 from bedrock_deploy.plan import CONFIG_DIR, GROUP_FILE, RUN_DIR, config_name
 from bedrock_deploy.resources import share_path
-from bedrock_deploy.site_profile import EngineKind, SchedulerKind
+from bedrock_deploy.site_profile import EngineKind
 
 DEFAULT_SITE = "local"
 DEFAULT_PROCESSES = 2
@@ -467,8 +468,8 @@ def check_site(site: str) -> None:
                    location=loaded.locate(("engine",)),
                    hint="use a profile with `engine: embedded` (e.g. --site local), or "
                    "`generate` + `submit` for a Spack-built bedrock")
-    if prof.scheduler.type != SchedulerKind.none:
-        raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type.value!r}; `up` "
+    if scheduler_class(prof.scheduler.type).batch:
+        raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type!r}; `up` "
                    "starts the service directly on this host", path=("scheduler", "type"),
                    location=loaded.locate(("scheduler", "type")),
                    hint="use a profile with `scheduler: {type: none}` (e.g. --site local), or "

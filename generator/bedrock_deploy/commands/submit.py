@@ -25,8 +25,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bedrock_deploy.diagnostics import fail
-from bedrock_deploy.launch.schedulers import JobStatus, Scheduler, scheduler_class
-from bedrock_deploy.site_profile import SchedulerKind
+from bedrock_deploy.launch.scheduler import SCHEDULERS, JobStatus, Scheduler, scheduler_class
 
 _DROPPED_PREFIXES = ("SBATCH_", "SALLOC_", "SRUN_", "SLURM_")
 _KEPT = {"SLURM_CONF"}
@@ -65,7 +64,7 @@ def load_launch_info(directory: Path) -> dict[str, object]:
     except json.JSONDecodeError as err:
         raise fail(f"cannot read {info_file.name}: {err.msg}", file=str(info_file),
                    hint="regenerate the deployment (bedrock-deploy generate --force)") from None
-    if not isinstance(info, dict) or info.get("scheduler") not in {k.value for k in SchedulerKind}:
+    if not isinstance(info, dict) or info.get("scheduler") not in SCHEDULERS:
         raise fail("no valid 'scheduler' in launch.json", file=str(info_file),
                    hint="regenerate the deployment (bedrock-deploy generate --force)")
     script = directory / str(info.get("script"))
@@ -86,8 +85,7 @@ def job_environment(base: dict[str, str], extra: dict[str, str]) -> dict[str, st
 def _submit(args: argparse.Namespace) -> int:
     directory = Path(args.directory).resolve()
     info = load_launch_info(directory)
-    kind = SchedulerKind(str(info["scheduler"]))
-    sched = scheduler_class(kind)
+    sched = scheduler_class(str(info["scheduler"]))
     log_dir = directory / str(info.get("log_dir", "run/logs"))
     name = str(info.get("job_name", "bedrock"))
     extra = {"BEDROCK_DEPLOY_DIR": str(directory)}
@@ -100,22 +98,19 @@ def _submit(args: argparse.Namespace) -> int:
     env = job_environment(dict(os.environ), extra)
     console = Console(stderr=True, highlight=False)
 
-    if kind == SchedulerKind.none:
-        argv = ["bash", str(directory / sched.script)]
+    argv = sched.submit_argv(directory, log_dir, name, extra)
+    if not sched.batch:
         if args.dry_run:
             _print_dry_run(argv, extra, directory, None)
             return 0
         return _run_directly(argv, env, directory, log_dir, args.wait, console)
 
-    if kind == SchedulerKind.pbs and any("," in v for v in extra.values()):
-        raise fail("a value passed to qsub -v contains ','", hint="PBS splits -v on commas")
-    argv = sched.submit_argv(directory, log_dir, name, extra)
     if args.dry_run:
         dropped = sorted(k for k in os.environ if k not in env)
         _print_dry_run(argv, extra, directory, dropped)
         return 0
     if shutil.which(argv[0]) is None:
-        console.print(f"error: {argv[0]} not found: is this a {kind.value} login node?")
+        console.print(f"error: {argv[0]} not found: is this a {sched.name} login node?")
         return 1
     log_dir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(argv, env=env, cwd=directory, capture_output=True, text=True)
@@ -124,7 +119,7 @@ def _submit(args: argparse.Namespace) -> int:
         console.print(done.stderr.strip() or done.stdout.strip(), markup=False)
         return 1
     job_id = sched.parse_job_id(done.stdout)
-    console.print(f"submitted job {job_id} ({kind.value}): {info.get('service')} on "
+    console.print(f"submitted job {job_id} ({sched.name}): {info.get('service')} on "
                   f"{info.get('nodes')} node(s) x {info.get('processes_per_node')}", markup=False)
     output = sched.output_file(log_dir, name, job_id)
     if not args.wait:
