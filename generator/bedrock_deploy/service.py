@@ -29,6 +29,9 @@ Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
 
 from __future__ import annotations
 
+import copy
+import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -37,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.files import read_input_text
 from bedrock_deploy.plan import Role
 from bedrock_deploy.validation import validate_model
 from bedrock_deploy.yaml_source import Locations, YamlDocument, locate, parse_yaml
@@ -87,6 +91,9 @@ class ShortagePolicy(StrEnum):
 
 
 class Threads(_Strict):
+    """Execution streams per process. Example (YAML): ``threads: {progress: dedicated,
+    rpc: 2, io: 1, primary: shared}``; in Python: ``bd.service(..., threads={"rpc": 2})``."""
+
     progress: ProgressMode = Field(
         default=ProgressMode.dedicated,
         description="'dedicated': the Mercury progress loop gets its own xstream and core; "
@@ -103,6 +110,10 @@ class Threads(_Strict):
 
 
 class Placement(_Strict):
+    """Where the execution streams go. Example (YAML): ``placement: {smt: avoid,
+    too_few_cores: share, pin: true}``; in Python: ``bd.service(..., placement={"smt":
+    "use"})``."""
+
     smt: SmtPolicy = Field(
         default=SmtPolicy.avoid,
         description="'avoid': one xstream per physical core; 'use': xstreams on hardware threads")
@@ -130,6 +141,9 @@ class PoolRole(StrEnum):
 
 
 class Component(_Strict):
+    """One Bedrock provider of the service. Example (YAML): ``- {name: kv, type: yokan,
+    config: {database: {type: map}}}``; in Python: ``bd.component("kv", "yokan")``."""
+
     name: str = Field(pattern=IDENTIFIER, description="provider name, an identifier")
     type: str = Field(pattern=IDENTIFIER,
                       description="flock, yokan, abt_io, warabi, mofka, or any module type")
@@ -177,6 +191,11 @@ class Component(_Strict):
 
 
 class ServiceDescription(_Strict):
+    """Which Bedrock providers to run, on how many nodes and processes, with which threads.
+    Example (YAML): ``name: kv``, ``processes_per_node: 2``, ``components: [{name: kv, type:
+    yokan}]``; in Python: ``bd.service("kv", [bd.component("kv", "yokan")],
+    processes_per_node=2)``."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="service name")
     description: str = ""
     nodes: int = Field(default=1, ge=1, description="compute nodes")
@@ -236,9 +255,62 @@ class ServiceDescription(_Strict):
         return self.model_copy(update=update) if update else self
 
 
-def check_service(service: ServiceDescription) -> list[Problem]:
-    """Cross-field checks: unique names and provider ids, dependencies on earlier providers."""
+# Provider config keys that name files or directories, at any depth: flock's group "file";
+# the path of yokan's rocksdb, leveldb, lmdb, unqlite, gdbm and tkrzw databases, berkeleydb's
+# "home" and "file"; warabi's pmdk and abtio targets' "path". Engines run in DIR/run; what a
+# service names must stay there (``../../victim.txt`` would make the job delete and overwrite a
+# file outside the deployment).
+PATH_KEYS = frozenset({"file", "path", "filename", "home", "dir", "directory"})
+PATH_KEY_SUFFIXES = ("_file", "_path", "_filename", "_dir", "_directory")
+
+
+def _is_path_key(key: str) -> bool:
+    return key in PATH_KEYS or key.endswith(PATH_KEY_SUFFIXES)
+
+
+def path_problem(value: str) -> str | None:
+    """Why a path from a service would leave the deployment's run directory (or is unusable),
+    or None."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return f"the path {value!r} holds a control character"
+    if value.startswith("/"):
+        return f"the path {value!r} is absolute: it must stay inside the deployment"
+    if value.startswith("~"):
+        return f"the path {value!r} starts with '~': it must stay inside the deployment"
+    normal = posixpath.normpath(value) if value else value
+    if normal == ".." or normal.startswith("../"):
+        return f"the path {value!r} leaves the deployment's run directory"
+    return None
+
+
+def check_paths(config: Any, at: KeyPath) -> list[Problem]:
+    """Every file or directory a provider config names stays inside DIR/run."""
     problems: list[Problem] = []
+    stack: list[tuple[Any, KeyPath]] = [(config, at)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = (*path, str(key))
+                if isinstance(value, str) and _is_path_key(str(key)):
+                    why = path_problem(value)
+                    if why is not None:
+                        problems.append(Problem(
+                            why, path=sub, hint="write a path relative to the deployment's run "
+                            "directory (DIR/run, where the engines run), without '..' above it"))
+                else:
+                    stack.append((value, sub))
+        elif isinstance(node, list):
+            stack += [(item, (*path, i)) for i, item in enumerate(node)]
+    return sorted(problems, key=lambda p: [str(x) for x in p.path])
+
+
+def check_service(service: ServiceDescription) -> list[Problem]:
+    """Cross-field checks: unique names and provider ids, dependencies on earlier providers,
+    files named by providers inside the deployment."""
+    problems: list[Problem] = []
+    for i, c in enumerate(service.components):
+        problems += check_paths(c.config, ("components", i, "config"))
     names: dict[str, int] = {}
     ids: dict[int, int] = {}
     for i, c in enumerate(service.components):
@@ -283,7 +355,13 @@ def check_service(service: ServiceDescription) -> list[Problem]:
 
 @dataclass
 class LoadedService:
-    """A validated service, where it came from, and (for a Bedrock JSON) what was kept."""
+    """A validated service, where it came from, and (for a Bedrock JSON) what was kept.
+
+    Example::
+
+        loaded = bd.load_service("share/examples/kv-service.yaml")
+        print(loaded.service.name, loaded.file, loaded.kind, loaded.notes)
+    """
 
     service: ServiceDescription
     file: str
@@ -291,14 +369,18 @@ class LoadedService:
     kind: Literal["yaml", "bedrock-json"] = "yaml"
     notes: list[str] = field(default_factory=list)
     extra_files: list[str] = field(default_factory=list)  # a YAML's bedrock_config
+    in_memory: bool = False  # given as Python data (``file`` is a label such as "<service>")
 
     def locate(self, path: KeyPath) -> SourceLocation:
         return locate(self.locations, path, self.file)
 
 
 def _from_bedrock_json(data: dict[str, Any], file: str,
-                       where: Any) -> tuple[ServiceDescription, list[str]]:
-    """Read an existing Bedrock config: keep providers/libraries, derive thread counts."""
+                       where: Callable[[KeyPath], SourceLocation],
+                       name: str | None = None) -> tuple[ServiceDescription, list[str]]:
+    """Read an existing Bedrock config: keep providers/libraries, derive thread counts.
+
+    The service is called ``name``, else after the file (``mofka.json`` -> ``mofka``)."""
     notes: list[str] = []
     if not isinstance(data.get("providers", []), list):
         raise fail('"providers" must be an array', path=("providers",),
@@ -325,8 +407,14 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
     for i, p in enumerate(data.get("providers", [])):
         if not isinstance(p, dict):
             raise fail("a provider is a JSON object", path=("providers", i),
-                       location=where(("providers", i)))
-        deps = dict(p.get("dependencies", {}) or {})
+                       location=where(("providers", i)),
+                       hint='write {"name": ..., "type": ..., "provider_id": ...}')
+        raw_deps = p.get("dependencies", {}) or {}
+        if not isinstance(raw_deps, dict):
+            raise fail('"dependencies" must be an object', path=("providers", i, "dependencies"),
+                       location=where(("providers", i, "dependencies")),
+                       hint='write e.g. {"pool": "__primary__"}')
+        deps = dict(raw_deps)
         pool = deps.pop("pool", None)
         role: str | None = None
         if p.get("type") == "abt_io" or (isinstance(pool, str) and "io" in pool.lower()):
@@ -357,14 +445,20 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         components.append(comp)
     xs = margo.get("argobots", {}).get("xstreams", []) if isinstance(
         margo.get("argobots"), dict) else []
-    io_count = sum(1 for x in xs if isinstance(x, dict)
-                   and (x.get("scheduler") or {}).get("pools", [None])[:1][0] in pools_of_io)
+
+    def first_pool(x: Any) -> str | None:
+        sched = x.get("scheduler") if isinstance(x, dict) else None
+        pools = sched.get("pools") if isinstance(sched, dict) else None
+        first = pools[0] if isinstance(pools, list) and pools else None
+        return first if isinstance(first, str) else None
+
+    io_count = sum(1 for x in xs if first_pool(x) in pools_of_io) if isinstance(xs, list) else 0
     if io_count:
         threads["io"] = io_count
     used = {KNOWN_LIBRARIES.get(str(c.get("type"))) for c in components} | \
         {c.get("library") for c in components}
     svc = {
-        "name": Path(file).stem.replace(" ", "_") or "service",
+        "name": name or Path(file).stem.replace(" ", "_") or "service",
         "threads": threads,
         "components": components,
         "extra_libraries": [lib for lib in libs if lib not in used],
@@ -396,12 +490,12 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
 
 def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fail("file not found", file=str(p),
-                   hint="give a service description (.yaml) or a Bedrock config (.json)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise fail(f"cannot read file: {err}", file=str(p)) from None
+        text = read_input_text(p)
+    except InputError as err:
+        if err.problems[0].message == "file not found":
+            raise fail("file not found", file=str(p), hint="give a service description "
+                       "(.yaml) or a Bedrock config (.json)") from None
+        raise
     is_json = p.suffix == ".json" or text.lstrip().startswith("{")
     if is_json:
         from bedrock_deploy.bedrock_validator import load_json_located
@@ -416,27 +510,40 @@ def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     return doc, is_json
 
 
-def _with_bedrock_config(doc: YamlDocument, p: Path) -> tuple[dict[str, Any], list[str], str]:
-    """A YAML service naming ``bedrock_config``: its providers, with the YAML's threads."""
+def _with_bedrock_config(doc: YamlDocument, base: Path
+                         ) -> tuple[dict[str, Any], list[str], str | None]:
+    """A service naming ``bedrock_config``: its providers, with this service's threads.
+
+    ``bedrock_config`` is the path of a Bedrock JSON config (relative to ``base``) or, for a
+    service given as Python data, the config itself (a dict); returns the service's data, the
+    notes, and the JSON file read (None for a dict)."""
     ref = doc.data["bedrock_config"]
     where = doc.locate(("bedrock_config",))
-    if not isinstance(ref, str):
+    if not isinstance(ref, str | dict):
         raise fail("bedrock_config is the path of a Bedrock JSON config",
-                   path=("bedrock_config",), location=where)
+                   path=("bedrock_config",), location=where,
+                   hint="write e.g. 'bedrock_config: mofka-config.json' (relative to this file)")
     if "components" in doc.data:
         raise fail("give either 'components' or 'bedrock_config', not both",
                    path=("components",), location=doc.locate(("components",)),
                    hint="the providers come from the Bedrock config")
-    jp = Path(ref) if Path(ref).is_absolute() else p.parent / ref
-    if not jp.is_file():
-        raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
-                   location=where, hint="give a path relative to this file")
-    jdoc, is_json = _read_doc(jp)
-    if not is_json:
-        raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
-                   location=where)
-    derived, notes = _from_bedrock_json(jdoc.data, str(jp), jdoc.locate)
+    json_file: str | None = None
+    if isinstance(ref, dict):
+        jdoc = YamlDocument(file=f"{doc.file}.bedrock_config", data=ref, locations={})
+    else:
+        jp = Path(ref) if Path(ref).is_absolute() else base / ref
+        if not jp.is_file():
+            raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
+                       location=where, hint="give a path relative to this file")
+        jdoc, is_json = _read_doc(jp)
+        if not is_json:
+            raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
+                       location=where, hint="name a Bedrock config written in JSON (.json)")
+        json_file = str(jp)
+    derived, notes = _from_bedrock_json(jdoc.data, jdoc.file, jdoc.locate, "derived")
     data = dict(doc.data)
+    if json_file is None:
+        data["bedrock_config"] = None  # the providers are in 'components' now
     data["components"] = [c.model_dump(mode="json", exclude_none=True)
                           for c in derived.components]
     data["extra_libraries"] = list(derived.extra_libraries) + list(
@@ -445,24 +552,32 @@ def _with_bedrock_config(doc: YamlDocument, p: Path) -> tuple[dict[str, Any], li
     if isinstance(threads, dict):
         data["threads"] = {**derived.threads.model_dump(mode="json", exclude_unset=True),
                            **threads}
-    return data, notes, str(jp)
+    return data, notes, json_file
 
 
 def load_service(path: str | Path) -> LoadedService:
     """Load a YAML service description, or an existing Bedrock JSON config (``.json``)."""
     p = Path(path)
     doc, is_json = _read_doc(p)
+    return _from_document(doc, is_json=is_json, base=p.parent)
+
+
+def _from_document(doc: YamlDocument, *, is_json: bool, base: Path, name: str | None = None,
+                   in_memory: bool = False) -> LoadedService:
+    """A parsed service document (a file's, or Python data) -> a validated service."""
     if is_json:
-        service, notes = _from_bedrock_json(doc.data, str(p), doc.locate)
-        return LoadedService(service=service, file=str(p), locations=doc.locations,
-                             kind="bedrock-json", notes=notes)
-    data, notes, extra = doc.data, [], []
+        service, notes = _from_bedrock_json(doc.data, doc.file, doc.locate, name)
+        return LoadedService(service=service, file=doc.file, locations=doc.locations,
+                             kind="bedrock-json", notes=notes, in_memory=in_memory)
+    data, notes, extra, from_config = doc.data, [], [], False
     if "bedrock_config" in doc.data:
-        data, notes, json_file = _with_bedrock_config(doc, p)
-        extra = [json_file]
+        data, notes, json_file = _with_bedrock_config(doc, base)
+        extra, from_config = ([json_file] if json_file else []), True
+    if name is not None:
+        data = {**data, "name": name}
 
     def where(path: KeyPath) -> SourceLocation:
-        if extra and path[:1] == ("components",):
+        if from_config and path[:1] == ("components",):
             return doc.locate(("bedrock_config",))
         return doc.locate(path)
 
@@ -471,8 +586,44 @@ def load_service(path: str | Path) -> LoadedService:
                 for x in check_service(service)]
     if problems:
         raise InputError(problems)
-    return LoadedService(service=service, file=str(p), locations=doc.locations, notes=notes,
-                         extra_files=extra)
+    return LoadedService(service=service, file=doc.file, locations=doc.locations, notes=notes,
+                         extra_files=extra, in_memory=in_memory)
+
+
+BEDROCK_CONFIG_KEYS = frozenset({"providers", "libraries", "bedrock"})
+"""Top-level keys that make a mapping a Bedrock config rather than a service description (a
+``mochi.bedrock.spec.ProcSpec(...).to_dict()`` always has all three)."""
+
+
+def is_bedrock_config(data: dict[str, Any]) -> bool:
+    """Is this mapping a Bedrock config (``providers``, ``libraries``, ``bedrock``) rather than a
+    service description (``name``, ``components`` or ``bedrock_config``)?"""
+    if {"components", "bedrock_config"} & data.keys():
+        return False
+    return bool(BEDROCK_CONFIG_KEYS & data.keys())
+
+
+def load_service_data(data: dict[str, Any], *, label: str = "<service>",
+                      base: Path | None = None, name: str | None = None) -> LoadedService:
+    """Validate a service description or a Bedrock config given as Python data.
+
+    ``label`` names the data in error messages (there are no lines to point at: problems carry
+    the label and the key path); ``base`` is where a relative ``bedrock_config`` is looked up
+    (default: the current directory); ``name`` sets the service's name (a Bedrock config has
+    none: it is called ``service`` unless named)."""
+    if not isinstance(data, dict):
+        raise fail(f"a service is a mapping, not {type(data).__name__}", file=label,
+                   hint="give a dict such as {'name': 'kv', 'components': [...]}")
+    doc = YamlDocument(file=label, data=copy.deepcopy(data), locations={})
+    bedrock = is_bedrock_config(doc.data)
+    try:
+        return _from_document(doc, is_json=bedrock, base=base or Path.cwd(),
+                              name=name or (None if not bedrock else "service"),
+                              in_memory=True)
+    except InputError as err:  # no lines to point at: name the data and the key path
+        raise InputError([replace(p, location=None, file=p.location.file)
+                          if p.location is not None and p.location.file.startswith(label)
+                          else p for p in err.problems]) from None
 
 
 def service_from_dict(data: dict[str, Any], file: str = "<service>") -> ServiceDescription:

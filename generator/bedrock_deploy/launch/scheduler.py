@@ -82,6 +82,15 @@ def job_name(plan: DeploymentPlan) -> str:
 
 @dataclass(frozen=True)
 class JobStatus:
+    """A job's state as its scheduler reports it (or a local script's: RUNNING, COMPLETED,
+    FAILED).
+
+    Example::
+
+        status = running.wait()
+        print(status.state, status.succeeded, status.exit_code)   # COMPLETED True 0:0
+    """
+
     state: str  # scheduler's own word, e.g. RUNNING, COMPLETED, F
     finished: bool
     succeeded: bool
@@ -146,6 +155,11 @@ class Scheduler(ABC):
     @classmethod
     def parse_status(cls, stdout: str) -> JobStatus | None:
         raise NotImplementedError(f"scheduler {cls.name!r} has no job status")
+
+    @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        """The command that cancels a job (its batch shell gets SIGTERM, then SIGKILL)."""
+        raise NotImplementedError(f"scheduler {cls.name!r} has no jobs to cancel")
 
     @classmethod
     def output_file(cls, log_dir: Path, name: str, job_id: str) -> Path:

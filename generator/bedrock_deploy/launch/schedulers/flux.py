@@ -46,6 +46,10 @@ class Flux(Scheduler):
                 f"--output={log_dir}/{{{{name}}}}-{{{{id}}}}.out", str(directory / cls.script)]
 
     @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        return ["flux", "cancel", job_id]
+
+    @classmethod
     def status_argv(cls, job_id: str) -> list[str]:
         return ["flux", "jobs", "-n", "-o", "{state} {result} {returncode}", job_id]
 

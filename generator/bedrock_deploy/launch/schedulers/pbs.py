@@ -56,6 +56,10 @@ class Pbs(Scheduler):
                 *(["-v", passed] if passed else []), str(directory / cls.script)]
 
     @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        return ["qdel", job_id]
+
+    @classmethod
     def status_argv(cls, job_id: str) -> list[str]:
         return ["qstat", "-x", "-f", job_id]
 

@@ -64,6 +64,10 @@ class Slurm(Scheduler):
                 f"--output={log_dir}/%x-%j.out", str(directory / cls.script)]
 
     @classmethod
+    def cancel_argv(cls, job_id: str) -> list[str]:
+        return ["scancel", job_id]
+
+    @classmethod
     def status_argv(cls, job_id: str) -> list[str]:
         return ["scontrol", "show", "job", "--oneliner", job_id]
 
