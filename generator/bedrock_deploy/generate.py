@@ -27,6 +27,7 @@ from bedrock_deploy.bedrock_config import bedrock_config
 from bedrock_deploy.bedrock_validator import ConfigIssue, validate_deployment
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import InputError, Problem, fail
+from bedrock_deploy.input_changes import InputChange, input_changes
 from bedrock_deploy.launch import render_scripts
 from bedrock_deploy.layout import RankShape, plan_layout
 from bedrock_deploy.layout_picture import render_svg
@@ -184,8 +185,9 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     for note in inputs.service.notes:
         choices.append(Choice("service source", note, "existing Bedrock config"))
     total = service.nodes * service.processes_per_node
+    # the launch scripts give the protocol on the engine's command line (rank-exec.sh)
     issues = validate_deployment(configs, [r.cpus for r in layout.ranks], site=site,
-                                 total_processes=total)
+                                 total_processes=total, cli_address=transport.protocol)
     errors = [(r, x) for r, x in issues if x.severity == "error"]
     if errors:
         raise InputError([replace(x.to_problem(f"{CONFIG_DIR}/{config_name(r)}"),
@@ -222,7 +224,8 @@ def render_files(plan: DeploymentPlan) -> dict[str, str]:
 
 
 def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
-             warnings: list[tuple[int, ConfigIssue]]) -> dict[str, Any]:
+             warnings: list[tuple[int, ConfigIssue]],
+             changes: list[InputChange] | None = None) -> dict[str, Any]:
     return {
         "tool": {"name": "bedrock-deploy", "version": __version__},
         "site": plan.site.name,
@@ -238,6 +241,10 @@ def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
         "layout": _layout_dict(plan.layout),
         "choices": [{"what": c.what, "value": c.value, "why": c.why} for c in plan.choices],
         "warnings": [{"local_rank": r, **x.to_dict()} for r, x in warnings],
+        "input_changes": {
+            "file": inputs.service.source_config_file,
+            "changes": [c.to_dict() for c in changes or []],
+        },
         "files": {rel: hashlib.sha256(text.encode()).hexdigest()
                   for rel, text in sorted(files.items())},
     }
@@ -319,6 +326,13 @@ class Generated:
     out: Path
     files: list[str]
     warnings: list[tuple[int, ConfigIssue]]
+    input_changes: list[InputChange] = field(default_factory=list)
+
+
+def changes_to_input(inputs: Inputs, plan: DeploymentPlan) -> list[InputChange]:
+    """What the deployment changes in the user's own Bedrock JSON (none for a YAML service)."""
+    source = inputs.service.source_config
+    return input_changes(source, plan.configs[0]) if source and plan.configs else []
 
 
 def generate(site: str | Path, service: str | Path, out: str | Path, *, force: bool = False,
@@ -342,7 +356,10 @@ def generate(site: str | Path, service: str | Path, out: str | Path, *, force: b
                     fi_info=Path(fi_info) if fi_info else None, overrides=overrides,
                     transport=transport)
     plan, warnings = build_plan(inputs)
+    changes = changes_to_input(inputs, plan)
     files = render_files(plan)
-    files[MANIFEST] = json.dumps(manifest(plan, inputs, files, warnings), indent=2) + "\n"
+    files[MANIFEST] = json.dumps(manifest(plan, inputs, files, warnings, changes),
+                                 indent=2) + "\n"
     write_tree(files, Path(out), force=force)
-    return Generated(plan=plan, out=Path(out), files=sorted(files), warnings=warnings)
+    return Generated(plan=plan, out=Path(out), files=sorted(files), warnings=warnings,
+                     input_changes=changes)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bedrock_deploy.components import catalogue
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
 from bedrock_deploy.plan import Role
 from bedrock_deploy.validation import validate_model
@@ -44,22 +45,12 @@ from bedrock_deploy.yaml_source import Locations, YamlDocument, locate, parse_ya
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RANK0_CONDITION = "$MPI_COMM_WORLD.rank == 0"  # mofka docs/_code/advanced-config.json
 
-# Provider type -> Bedrock module library (mochi-stack.md rule 12).
-KNOWN_LIBRARIES: dict[str, str] = {
-    "flock": "libflock-bedrock-module.so",
-    "yokan": "libyokan-bedrock-module.so",
-    "abt_io": "libabt-io-bedrock-module.so",
-    "warabi": "libwarabi-bedrock-module.so",
-    "mofka": "libmofka-bedrock-module.so",
-}
-
-# A component's config when the user gives none (flock: each missing key is filled in).
+# Provider type -> Bedrock module library, and the config written when a service gives none
+# (flock: each missing key is filled in; its group file is plan.GROUP_FILE): both from the
+# component catalogue (share/components.json).
+KNOWN_LIBRARIES: dict[str, str] = catalogue().libraries
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
-    "flock": {"bootstrap": "mpi", "group": {"type": "static"}},  # file: plan.GROUP_FILE
-    "yokan": {"database": {"type": "map"}},
-    "warabi": {"target": {"type": "memory"}},
-    "abt_io": {},
-}
+    name: c.default_config for name, c in catalogue().components.items()}
 
 
 class _Strict(BaseModel):
@@ -150,18 +141,21 @@ class Component(_Strict):
 
     @property
     def pool_role(self) -> Role:
+        """The pool the provider runs on: as given, else its type's role in the catalogue."""
         if self.pool is not None:
             return Role(self.pool.value)
-        return Role.io if self.type == "abt_io" else Role.rpc
+        ctype = catalogue().get(self.type)
+        return Role(ctype.pool_role) if ctype is not None else Role.rpc
 
     @property
     def module_library(self) -> str | None:
         return self.library or KNOWN_LIBRARIES.get(self.type)
 
     @property
-    def num_urings(self) -> int:
-        n = self.config.get("num_urings", 0) if self.type == "abt_io" else 0
-        return n if isinstance(n, int) and not isinstance(n, bool) else 0
+    def pool_xstreams_needed(self) -> int:
+        """Xstreams its pool needs at least (abt_io: num_urings+1; catalogue)."""
+        ctype = catalogue().get(self.type)
+        return ctype.pool_xstreams_needed(self.config) if ctype is not None else 0
 
     @model_validator(mode="after")
     def _library_known(self) -> Component:
@@ -201,7 +195,7 @@ class ServiceDescription(_Strict):
     @property
     def io_xstreams(self) -> int:
         """io xstreams per process: the requested count, at least num_urings+1 (abt-io.c)."""
-        need = max((c.num_urings + 1 for c in self.components if c.pool_role is Role.io),
+        need = max((c.pool_xstreams_needed for c in self.components if c.pool_role is Role.io),
                    default=0)
         return max(self.threads.io, need) if self.uses_io_pool else 0
 
@@ -291,6 +285,9 @@ class LoadedService:
     kind: Literal["yaml", "bedrock-json"] = "yaml"
     notes: list[str] = field(default_factory=list)
     extra_files: list[str] = field(default_factory=list)  # a YAML's bedrock_config
+    # the user's own Bedrock JSON (the service file or its bedrock_config), as written
+    source_config: dict[str, Any] | None = None
+    source_config_file: str | None = None
 
     def locate(self, path: KeyPath) -> SourceLocation:
         return locate(self.locations, path, self.file)
@@ -329,7 +326,9 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         deps = dict(p.get("dependencies", {}) or {})
         pool = deps.pop("pool", None)
         role: str | None = None
-        if p.get("type") == "abt_io" or (isinstance(pool, str) and "io" in pool.lower()):
+        ctype = catalogue().get(p.get("type"))
+        if (ctype is not None and ctype.pool_role == "io") or (
+                isinstance(pool, str) and "io" in pool.lower()):
             role = "io"
             if isinstance(pool, str):
                 pools_of_io.add(pool)
@@ -416,7 +415,8 @@ def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     return doc, is_json
 
 
-def _with_bedrock_config(doc: YamlDocument, p: Path) -> tuple[dict[str, Any], list[str], str]:
+def _with_bedrock_config(doc: YamlDocument, p: Path
+                         ) -> tuple[dict[str, Any], list[str], str, dict[str, Any]]:
     """A YAML service naming ``bedrock_config``: its providers, with the YAML's threads."""
     ref = doc.data["bedrock_config"]
     where = doc.locate(("bedrock_config",))
@@ -445,7 +445,7 @@ def _with_bedrock_config(doc: YamlDocument, p: Path) -> tuple[dict[str, Any], li
     if isinstance(threads, dict):
         data["threads"] = {**derived.threads.model_dump(mode="json", exclude_unset=True),
                            **threads}
-    return data, notes, str(jp)
+    return data, notes, str(jp), jdoc.data
 
 
 def load_service(path: str | Path) -> LoadedService:
@@ -455,10 +455,12 @@ def load_service(path: str | Path) -> LoadedService:
     if is_json:
         service, notes = _from_bedrock_json(doc.data, str(p), doc.locate)
         return LoadedService(service=service, file=str(p), locations=doc.locations,
-                             kind="bedrock-json", notes=notes)
+                             kind="bedrock-json", notes=notes, source_config=doc.data,
+                             source_config_file=str(p))
     data, notes, extra = doc.data, [], []
+    source: dict[str, Any] | None = None
     if "bedrock_config" in doc.data:
-        data, notes, json_file = _with_bedrock_config(doc, p)
+        data, notes, json_file, source = _with_bedrock_config(doc, p)
         extra = [json_file]
 
     def where(path: KeyPath) -> SourceLocation:
@@ -472,7 +474,8 @@ def load_service(path: str | Path) -> LoadedService:
     if problems:
         raise InputError(problems)
     return LoadedService(service=service, file=str(p), locations=doc.locations, notes=notes,
-                         extra_files=extra)
+                         extra_files=extra, source_config=source,
+                         source_config_file=extra[0] if extra else None)
 
 
 def service_from_dict(data: dict[str, Any], file: str = "<service>") -> ServiceDescription:

@@ -45,7 +45,8 @@ def _generate(args: argparse.Namespace) -> int:
         json.dump({"output": str(result.out), "files": result.files,
                    "transport": plan.transport.protocol, "nodes": plan.nodes,
                    "processes_per_node": plan.processes_per_node,
-                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in result.warnings]},
+                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in result.warnings],
+                   "input_changes": [c.to_dict() for c in result.input_changes]},
                   sys.stdout, indent=2)
         print()
         return 0
@@ -57,4 +58,10 @@ def _generate(args: argparse.Namespace) -> int:
           f"{plan.transport.protocol}")
     for note in plan.layout.notes:
         print(f"  note: {note}")
+    if result.input_changes:
+        source = result.plan.service.name
+        print(f"  changed in your Bedrock config ({len(result.input_changes)} change(s), "
+              f"recorded in manifest.json input_changes; service {source}):")
+        for change in result.input_changes:
+            print(f"    {change.describe()}")
     return 0
