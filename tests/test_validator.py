@@ -361,3 +361,14 @@ def test_validator_never_crashes(data: st.DataObject) -> None:
     for issue in validate_config(c, site=SITE, total_processes=3, rank_cpus=(1, 2)):
         assert issue.message and issue.pointer.startswith("/") and 1 <= issue.rule <= 15
     validate_config(data.draw(json_values))
+
+
+def test_cli_address_and_ppn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"margo": {"mercury": {"address": "na+sm"}}}))
+    assert main(["validate", str(cfg), "--address", ""]) == 2
+    assert "Could not infer protocol for engine 0" in capsys.readouterr().err
+    assert main(["validate", str(cfg), "--address", "na+sm", "--ppn", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "works only because the command line gives 'na+sm'" in err
+    assert "2 ranks per node with unpinned xstreams (__primary__)" in err
