@@ -234,22 +234,26 @@ def thread_diff(real: dict[str, list[str]], ours: dict[str, list[str]],
 
 def _wait_running(proc: subprocess.Popen[str], count: int, timeout: float) -> tuple[list[str],
                                                                                    str]:
+    """Read the process's output (raw, so no line is held in a buffer) until `count` daemons
+    said they are running, the process ended, or the timeout."""
     assert proc.stdout is not None
-    output, addresses = "", []
+    fd = proc.stdout.fileno()
+    data = b""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(addresses) < count:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+    while time.monotonic() < deadline:
+        addresses = RUNNING.findall(data.decode(errors="replace"))
+        if len(addresses) >= count:
+            break
+        ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-            output += line
-            m = RUNNING.search(line)
-            if m:
-                addresses.append(m.group(1))
+            data += chunk
         elif proc.poll() is not None:
             break
-    return addresses, output
+    text = data.decode(errors="replace")
+    return RUNNING.findall(text), text
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -279,7 +283,9 @@ def run_engine(case: Case, bin_dir: Path, run_dir: Path, *, timeout: float = 20.
                *addr, "-c", str(cfg), "-v", "info"]
         count = 2
     else:
-        cmd = [str(bin_dir / "bedrock-engine"), *addr, "-c", str(cfg), "-v", "info"]
+        # the recordings were made on CPUs 0-1: Argobots' default pinning starts from them
+        pin = ["taskset", "-c", "0,1"] if shutil.which("taskset") else []
+        cmd = [*pin, str(bin_dir / "bedrock-engine"), *addr, "-c", str(cfg), "-v", "info"]
         count = 1
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=run_dir, start_new_session=True)
@@ -289,32 +295,44 @@ def run_engine(case: Case, bin_dir: Path, run_dir: Path, *, timeout: float = 20.
         if not run.accepted:
             _stop(proc)
             assert proc.stdout is not None
-            run.output += proc.stdout.read()
+            rest = proc.stdout.buffer.read() if proc.stdout.buffer else b""
+            run.output = (run.output + rest.decode(errors="replace")).replace(str(run_dir),
+                                                                              "<RUN>")
             run.returncode = proc.returncode
             return run
         time.sleep(0.3)  # let component threads (rocksdb, urings) appear
         real_ranks = case.real.get("ranks") or []
-        for i, address in enumerate(addresses):
-            provider_id = 0
-            if i < len(real_ranks) and real_ranks[i].get("config"):
-                provider_id = int(real_ranks[i]["config"]["bedrock"]["provider_id"])
-            q = subprocess.run([str(bin_dir / "bedrock-engine-query"), "na+sm", "-a", address,
+        provider_id = 0
+        if real_ranks and real_ranks[0].get("config"):
+            provider_id = int(real_ranks[0]["config"]["bedrock"]["provider_id"])
+        queries: list[tuple[str, dict[str, Any] | None]] = []
+        for address in addresses:
+            q = subprocess.run([str(bin_dir / "bedrock-engine-query"), address.split(":")[0],
+                                "-a", address,
                                 "-i", str(provider_id)], capture_output=True, text=True,
                                timeout=30)
+            queries.append((address, json.loads(q.stdout)[address] if q.returncode == 0
+                            else None))
+        # the corpus names addresses <ADDR> (one process) or <ADDR0>, <ADDR1> (by MPI rank)
+        queries.sort(key=lambda aq: int((aq[1] or {}).get("bedrock_engine", {}).get("rank", 0)))
+        names = {a: "<ADDR>" if count == 1 else f"<ADDR{i}>" for i, (a, _q) in
+                 enumerate(queries)}
+        for address, query in queries:
             rank = RankRun(address=address, pid=0)
-            if q.returncode == 0:
-                query = json.loads(q.stdout)[address]
+            if query is not None:
                 pid = int(query.get("bedrock_engine", {}).get("pid", 0))
                 rank.pid = pid
                 rank.config = replace_strings(
                     {k: v for k, v in query.items() if k != "bedrock_engine"},
-                    {address: "<ADDR>", str(run_dir): "<RUN>"})
+                    {**names, str(run_dir): "<RUN>"})
                 if pid:
                     rank.threads = _threads(pid, query, embedded=case.mode == "mpi2")
             run.ranks.append(rank)
-        for rank, address in zip(run.ranks, addresses, strict=True):
+        for rank in run.ranks:
+            address = rank.address
             pid_arg = ["-i", str(rank.config["bedrock"]["provider_id"])] if rank.config else []
-            subprocess.run([str(bin_dir / "bedrock-engine-shutdown"), "na+sm", "-a", address,
+            subprocess.run([str(bin_dir / "bedrock-engine-shutdown"), address.split(":")[0],
+                            "-a", address,
                             *pid_arg], capture_output=True, text=True, timeout=30)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
