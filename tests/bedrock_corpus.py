@@ -154,7 +154,9 @@ class EngineRun:
 
     def log_lines(self) -> list[str]:
         out = []
-        for raw in self.output.splitlines():
+        # two MPI ranks may write into one line: split before each rank's own line
+        text = re.sub(r"(?<!^)(?=\[critical\] rank \d+: )", "\n", self.output, flags=re.M)
+        for raw in text.splitlines():
             m = LOG_LINE.match(raw.strip())
             if m:
                 out.append(m.group(1))

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <regex>
 
 #include "log.hpp"
 #include "provider_schema.hpp"
@@ -18,6 +17,28 @@ struct DependencyError : std::runtime_error {
 
 bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// DependencyFinder's pattern: identifier(:digits)?(@locator)?
+struct ProviderSpec {
+  std::string ident, id, locator;
+  bool has_locator = false;
+};
+bool parse_provider_spec(const std::string& spec, ProviderSpec& out) {
+  size_t at = spec.find('@');
+  std::string head = spec.substr(0, at);
+  if (at != std::string::npos) {
+    out.has_locator = true;
+    out.locator = spec.substr(at + 1);
+    if (out.locator.empty()) return false;
+  }
+  size_t colon = head.find(':');
+  out.ident = head.substr(0, colon);
+  if (colon != std::string::npos) {
+    out.id = head.substr(colon + 1);
+    if (!all_digits(out.id)) return false;
+  }
+  return is_identifier(out.ident);
 }
 
 }  // namespace
@@ -50,32 +71,26 @@ json ProviderManager::resolve_provider(const DependencySpec& dep, const std::str
       if (e->type == ptype && e->provider_id == id) return e.get();
     return nullptr;
   };
-  if (spec.find('@') == std::string::npos) {  // local provider: "name" or "type:id"
-    static const std::regex re("([a-zA-Z_][a-zA-Z0-9_]*)(?::([0-9]+))?");
-    std::smatch m;
-    if (!std::regex_match(spec, m, re))
-      throw DependencyError("Ill-formated dependency specification \"" + spec + "\"");
-    if (m[2].str().empty()) {
-      const ProviderEntry* p = by_name(m[1].str());
-      if (!p) throw DependencyError("Could not find provider with spec \"" + m[1].str() + "\"");
+  ProviderSpec ps;
+  if (!parse_provider_spec(spec, ps))
+    throw DependencyError("Ill-formated dependency specification \"" + spec + "\"");
+  if (!ps.has_locator) {  // local provider: "name" or "type:id"
+    if (ps.id.empty()) {
+      const ProviderEntry* p = by_name(ps.ident);
+      if (!p) throw DependencyError("Could not find provider with spec \"" + ps.ident + "\"");
       if (p->type != type)
-        throw DependencyError("Invalid type " + p->type + " for dependency \"" + m[1].str() +
+        throw DependencyError("Invalid type " + p->type + " for dependency \"" + ps.ident +
                               "\" (expected " + type + ")");
       return p->name;
     }
-    auto id = static_cast<uint16_t>(std::stoul(m[2].str()));
+    auto id = static_cast<uint16_t>(std::stoul(ps.id));
     const ProviderEntry* p = by_id(type, id);
     if (!p)
       throw DependencyError("Could not find provider with spec \"" + type + ":" +
                             std::to_string(id) + "\"");
     return p->name;
   }
-  static const std::regex re("([a-zA-Z_][a-zA-Z0-9_]*)(?::([0-9]+))?(?:@(.+))?");
-  std::smatch m;
-  if (!std::regex_match(spec, m, re))
-    throw DependencyError("Ill-formated dependency specification \"" + spec + "\"");
-  std::string ident = m[1].str(), id_str = m[2].str(), locator = m[3].str();
-  if (locator.empty()) locator = "local";
+  std::string ident = ps.ident, id_str = ps.id, locator = ps.locator;
   if (!id_str.empty() && ident != type)
     throw DependencyError("Invalid provider type in \"" + spec + "\" (expected " + type + ")");
   bool local = locator == "local" || (!env_.self_address.empty() && locator == env_.self_address) ||
@@ -203,7 +218,7 @@ void ProviderManager::add(const json& d, size_t index, const Create* create) {
         e->dependencies[dep.name] = json::array();
         for (const auto& v : value) e->dependencies[dep.name].push_back(resolve(dep, v));
       }
-    } catch (const DependencyError& ex) {
+    } catch (const std::exception& ex) {  // DependencyError, or nlohmann's conversions
       throw ConfigError("While resolving dependency \"" + dep.name + "\" (type \"" + dep.type +
                             "\"): " + ex.what(),
                         deps.contains(dep.name) ? dpath : key_path(path, "dependencies"));

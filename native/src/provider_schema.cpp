@@ -1,6 +1,6 @@
 #include "provider_schema.hpp"
 
-#include <regex>
+#include <cctype>
 
 namespace bedrock_engine {
 
@@ -15,19 +15,29 @@ bool string_or_int(const json& v) { return v.is_string() || is_int(v); }
 
 }  // namespace
 
+bool is_identifier(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return true;
+}
+
+namespace {
+
+}  // namespace
+
 std::string provider_schema_error(const json& d) {
   if (!d.is_object()) return at("", d, "unexpected instance type");
   for (const char* key : {"name", "type"})
     if (!d.contains(key))
       return at("", d, std::string("required property '") + key + "' not found in object");
-  static const std::regex name_re("^[a-zA-Z_][a-zA-Z0-9_]*$");
   for (auto it = d.begin(); it != d.end(); ++it) {  // keys in order, as the validator visits them
     const std::string& key = it.key();
     const json& v = it.value();
     const std::string ptr = "/" + key;
     if (key == "name") {
       if (!v.is_string()) return at(ptr, v, "unexpected instance type");
-      if (!std::regex_search(v.get<std::string>(), name_re))
+      if (!is_identifier(v.get<std::string>()))
         return at(ptr, v, "instance does not match regex pattern: ^[a-zA-Z_][a-zA-Z0-9_]*$");
     } else if (key == "provider_id") {
       if (!is_int(v)) return at(ptr, v, "unexpected instance type");

@@ -13,4 +13,7 @@ namespace bedrock_engine {
 // (ProviderManager): At /config of \"map\" - unexpected instance type").
 std::string provider_schema_error(const json& description);
 
+// ^[a-zA-Z_][a-zA-Z0-9_]*$
+bool is_identifier(const std::string& s);
+
 }  // namespace bedrock_engine

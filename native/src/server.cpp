@@ -123,8 +123,10 @@ void Server::create_pools_and_xstreams(const json& xs) {
 
 void Server::place(Xstream& x, int es_rank, const XstreamPlacement& requested) {
   int tid = (&x == primary_ && !options_.primary_on_own_thread) ? main_tid_ : x.os_thread_id();
-  for (const auto& note : placement_.apply(tid, es_rank, requested, x.name()))
+  for (const auto& note : placement_.apply(tid, es_rank, requested, x.name())) {
     log(LogLevel::warning, note);
+    warnings_.push_back(note);
+  }
 }
 
 Xstream* Server::start_component_xstream(const std::string& name, Pool* pool) {
@@ -168,7 +170,10 @@ void Server::create_providers(const json& providers) {
 
 json Server::config() const {
   json c = cfg_;
-  c["providers"] = providers_ ? providers_->config() : json::array();
+  {
+    std::lock_guard<std::mutex> lock(providers_mutex_);
+    c["providers"] = providers_ ? providers_->config() : json::array();
+  }
   json xs = json::array();
   json& reported = c["margo"]["argobots"]["xstreams"];
   for (size_t i = 0; i < xstreams_.size(); ++i) {
@@ -203,7 +208,7 @@ void Server::on_frame(const std::shared_ptr<ServerConnection>& conn, Frame&& fra
   Pool* pool = nullptr;
   if (h.provider_id == bedrock_provider_id_ && is_bedrock_service_rpc(h.rpc_id)) {
     pool = rpc_pool_;  // Bedrock's own RPCs run in the handler pool
-  } else if (ProviderEntry* p = providers_->find(h.provider_id)) {
+  } else if (ProviderEntry* p = providers_ ? providers_->find(h.provider_id) : nullptr) {
     pool = p->pool;
   }
   if (!pool) {
@@ -227,7 +232,7 @@ void Server::execute(const std::shared_ptr<ServerConnection>& conn, const Frame&
     } else if (h.rpc_id == rpc_ping) {
       // an empty RPC, answered by every provider in its pool
     } else {
-      ProviderEntry* p = providers_->find(h.provider_id);
+      ProviderEntry* p = providers_ ? providers_->find(h.provider_id) : nullptr;
       if (!p) throw RpcError(status_no_provider, "no such provider");
       out = p->component->handle(h.rpc_id, f.payload);
     }
@@ -341,6 +346,9 @@ void Server::finalize() {
   for (auto& x : component_xstreams_) x->stop();
   for (auto& x : xstreams_) x->join();
   for (auto& x : component_xstreams_) x->join();
+  // Like Bedrock's pre-finalize: providers go (databases close, files are released).
+  std::lock_guard<std::mutex> lock(providers_mutex_);
+  providers_.reset();
   transport_.reset();
 }
 

@@ -90,6 +90,7 @@ class Server : public ComponentHost {
   int next_es_rank_ = 1;
   std::vector<std::unique_ptr<Pool>> pools_;
   std::unique_ptr<TransportServer> transport_;
+  mutable std::mutex providers_mutex_;  // finalize() vs config() from another thread
   std::unique_ptr<ProviderManager> providers_;
   std::vector<std::unique_ptr<Xstream>> xstreams_;
   std::vector<std::unique_ptr<Xstream>> component_xstreams_;

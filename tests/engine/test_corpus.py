@@ -6,7 +6,8 @@ bedrock) and the same CPUs for every xstream thread and every thread a component
 
 Each case is started exactly as it was recorded (``bedrock-engine na+sm -c CASE -v info``, or
 ``mpirun -np 2`` through bedrock-engine-mpi), on CPUs 0-1 (``taskset -c 0,1``) like the 2-CPU
-machine of the recordings. Deliberate differences are listed in native/README.md; none remains in this corpus.
+machine of the recordings. Deliberate differences are listed in native/README.md; none of them
+occurs in this corpus.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from bedrock_corpus import Case, engine_verdict, load_cases, run_engine
 
 CASES = load_cases()
