@@ -24,7 +24,8 @@ YAML form (see ``share/examples/kv-service.yaml``)::
       - {name: kv, type: yokan, config: {database: {type: map}}}
 
 Provider ids not given are assigned 1, 2, ... in component order (skipping the ones given);
-Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
+Bedrock's own provider id is 0 and is never used (a provider with Bedrock's id is refused: "Bedrock
+already uses provider ID 0", mochi-bedrock 0.16.1 src/ProviderManager.cpp).
 """
 
 from __future__ import annotations
