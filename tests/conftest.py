@@ -9,7 +9,31 @@ from pathlib import Path
 
 import pytest
 
+from golden_files import Goldens
+
 LOCAL_SLURM = Path(__file__).parent / "slurm" / "local-slurm.sh"
+
+
+def _stale_editable_modules() -> list[str]:
+    """Modules the editable install still maps to a file that no longer exists (a module that
+    was renamed, removed, or turned into a package since the last ``bash .ci/install``)."""
+    import sys
+
+    stale = []
+    for finder in sys.meta_path:
+        known = getattr(finder, "known_source_files", None)
+        if not isinstance(known, dict):
+            continue
+        stale += [name for name, path in known.items()
+                  if name.startswith("bedrock_deploy") and not Path(path).exists()]
+    return sorted(stale)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = _stale_editable_modules()
+    if stale:
+        pytest.exit(f"the editable install maps {', '.join(stale)} to deleted files (a module "
+                    "was renamed or removed): re-run `bash .ci/install`", returncode=4)
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +50,21 @@ def local_slurm() -> Iterator[str]:
     finally:
         subprocess.run(["bash", str(LOCAL_SLURM), "stop", "--lease", lease],
                        capture_output=True, text=True, timeout=300)
+
+
+# ---- golden files (tests/golden_files.py, tests/golden/README.md) ------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite the golden files (tests/golden/, README's site table) from "
+                     "the current code instead of comparing; review the diff by eye")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "goldens" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.golden)
+
+
+@pytest.fixture
+def goldens(request: pytest.FixtureRequest) -> Goldens:
+    return Goldens(bool(request.config.getoption("--update-goldens")))

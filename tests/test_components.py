@@ -8,13 +8,13 @@ any of them keeps its own copy of a fact that has drifted.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 from typing import Any
 
 import jsonschema
 import pytest
 
-from bedrock_deploy import service as service_mod
 from bedrock_deploy.bedrock_validator import validate_config
 from bedrock_deploy.components import catalogue, config_uses_mpi, schema
 from bedrock_deploy.engine import EngineNotFound, bindings
@@ -25,6 +25,8 @@ from bedrock_deploy.spack_check import knowledge
 from bedrock_deploy.spack_env import SpackEnvironment, collect_components
 
 CAT = catalogue()
+# the module (bedrock_deploy.service is also the name of an API function)
+service_mod = importlib.import_module("bedrock_deploy.service")
 TYPES = sorted(CAT.components)
 
 

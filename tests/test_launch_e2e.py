@@ -315,7 +315,7 @@ def test_slurm_submit_no_wait_returns_the_job(tmp_path: Path, local_slurm: str) 
     done = cli("submit", str(dep), "--no-wait", "--duration", "1")
     assert done.returncode == 0, done.stderr
     job_id = done.stderr.split("submitted job ", 1)[1].split()[0]
-    from bedrock_deploy.launch.schedulers import Slurm
+    from bedrock_deploy.launch.schedulers.slurm import Slurm
 
     end = time.monotonic() + 120
     status = None

@@ -1,14 +1,14 @@
 """Launch-script rendering: registries, binding flags per launcher, quoting, goldens.
 
-Goldens (tests/golden/launch/<profile>/) are rendered from each shipped site profile with a
-hand-built plan (2 ranks per node, each pinned to two cores of its own NUMA domain when the node
-has several), so they change only when a profile or a template changes. Regenerate with
-``BEDROCK_DEPLOY_UPDATE_GOLDEN=1`` and review the diff by eye.
+Goldens (tests/golden/launch/<profile>/) are rendered from each shipped site profile (those with
+a written node, golden_files.golden_sites) with a hand-built plan (2 ranks per node, each pinned
+to two cores of its own NUMA domain when the node has several), so they change only when a
+profile or a template changes. Rewrite them with the one golden command (tests/golden/README.md)
+and review the diff by eye.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -18,8 +18,9 @@ import pytest
 
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.launch import render_scripts
-from bedrock_deploy.launch.launchers import LAUNCHERS, launcher_for
-from bedrock_deploy.launch.schedulers import SCHEDULERS, Slurm, hms, walltime_seconds
+from bedrock_deploy.launch.launcher import launcher_for
+from bedrock_deploy.launch.scheduler import hms, walltime_seconds
+from bedrock_deploy.launch.schedulers.slurm import Slurm
 from bedrock_deploy.plan import (
     DeploymentPlan,
     NodeLayout,
@@ -29,15 +30,13 @@ from bedrock_deploy.plan import (
     XstreamPlan,
 )
 from bedrock_deploy.service import Component, ServiceDescription
-from bedrock_deploy.site_profile import LauncherKind, SchedulerKind, SiteProfile
+from bedrock_deploy.site_profile import SiteProfile
 from bedrock_deploy.sites import load_site, shipped_profiles
 from bedrock_deploy.topology import Topology
+from golden_files import Goldens, golden_sites
 
 GOLDEN = Path(__file__).parent / "golden" / "launch"
-UPDATE = os.environ.get("BEDROCK_DEPLOY_UPDATE_GOLDEN") == "1"
 ENGINE_DIR = "/opt/bedrock-deploy/_bin"  # fixed, so goldens do not depend on this machine
-# Profiles whose node is probed from this host: covered by the end-to-end tests instead.
-PROBED = {"local", "local-slurm"}
 
 
 def hand_layout(site: SiteProfile, ppn: int, *, pin: bool = True) -> NodeLayout:
@@ -105,35 +104,24 @@ def _fixed_engine_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BEDROCK_DEPLOY_ENGINE_DIR", ENGINE_DIR)
 
 
-def test_every_scheduler_and_launcher_has_a_class() -> None:
-    assert set(SCHEDULERS) == set(SchedulerKind)
-    assert set(LAUNCHERS) == set(LauncherKind)
-
-
-GOLDEN_PROFILES = sorted(n for n in shipped_profiles() if n not in PROBED)
+# Profiles whose node is probed from this host are covered by the end-to-end tests instead.
+GOLDEN_PROFILES = golden_sites()
 
 
 def test_golden_covers_every_scheduler_the_profiles_use() -> None:
     used = {load_site(n).profile.scheduler.type for n in GOLDEN_PROFILES}
-    assert {SchedulerKind.slurm, SchedulerKind.pbs} <= used
+    assert {"slurm", "pbs"} <= used
 
 
 @pytest.mark.parametrize("name", GOLDEN_PROFILES)
-def test_golden_scripts(name: str) -> None:
+def test_golden_scripts(name: str, goldens: Goldens) -> None:
     files = render_scripts(shipped_plan(name))
-    wanted = {k: v for k, v in files.items() if k.startswith("scripts/")}
-    folder = GOLDEN / name
-    if UPDATE:
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.iterdir():
-            old.unlink()
-        for rel, text in wanted.items():
-            (folder / Path(rel).name).write_text(text, encoding="utf-8")
-    assert folder.is_dir(), f"no golden files for {name}: run with BEDROCK_DEPLOY_UPDATE_GOLDEN=1"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(Path(r).name for r in wanted)
-    for rel, text in wanted.items():
-        assert text == (folder / Path(rel).name).read_text(encoding="utf-8"), (
-            f"{rel} of {name} differs from {folder / Path(rel).name}")
+    goldens.check_dir(GOLDEN / name, {Path(rel).name: text for rel, text in files.items()
+                                      if rel.startswith("scripts/")})
+
+
+def test_no_launch_golden_without_a_shipped_site(goldens: Goldens) -> None:
+    goldens.check_no_others(sorted(GOLDEN.iterdir()), {GOLDEN / n for n in GOLDEN_PROFILES})
 
 
 @pytest.mark.parametrize("name", sorted(shipped_profiles()))
@@ -204,16 +192,16 @@ def test_hydra_user_binding(tmp_path: Path) -> None:
     site, files = site_with("generic-slurm-tcp",
                             launcher={"type": "mpiexec-hydra", "command": "mpiexec.mpich"})
     plan = make_plan(site, files)
-    argv = launcher_for(plan).command().argv
+    argv = launcher_for(plan).run_command().argv
     spec = argv[argv.index("-bind-to") + 1]
     assert spec == "user:" + ",".join("+".join(map(str, sorted(r.cpus)))
                                       for r in plan.layout.ranks)
-    assert launcher_for(plan).command().local_rank_var == "MPI_LOCALRANKID"
+    assert launcher_for(plan).run_command().local_rank_var == "MPI_LOCALRANKID"
 
 
 def test_openmpi_binds_in_rank_exec_and_forwards_env() -> None:
     plan = shipped_plan("improv")
-    cmd = launcher_for(plan).command()
+    cmd = launcher_for(plan).run_command()
     assert cmd.self_bind and "--bind-to" in cmd.argv
     assert cmd.argv[cmd.argv.index("--bind-to") + 1] == "none"
     assert cmd.as_root_env == {"OMPI_ALLOW_RUN_AS_ROOT": "1",
@@ -226,10 +214,10 @@ def test_openmpi_binds_in_rank_exec_and_forwards_env() -> None:
 
 def test_srun_mpi_plugin_follows_the_mpi() -> None:
     site, files = site_with("generic-slurm-tcp", launcher={"type": "srun"})
-    argv = launcher_for(make_plan(site, files)).command().argv
+    argv = launcher_for(make_plan(site, files)).run_command().argv
     assert "--mpi=pmix" in argv  # the profile's MPI external is openmpi
     site, files = site_with("generic-slurm-tcp", launcher={"type": "srun", "mpi": "pmi2"})
-    assert "--mpi=pmi2" in launcher_for(make_plan(site, files)).command().argv
+    assert "--mpi=pmi2" in launcher_for(make_plan(site, files)).run_command().argv
 
 
 def test_slurm_directives() -> None:
@@ -349,7 +337,7 @@ def test_flux_batch_script() -> None:
 
 
 def test_pbs_submit_passes_the_environment_with_v(tmp_path: Path) -> None:
-    from bedrock_deploy.launch.schedulers import Pbs
+    from bedrock_deploy.launch.schedulers.pbs import Pbs
 
     argv = Pbs.submit_argv(tmp_path, tmp_path / "run" / "logs", "kv",
                            {"BEDROCK_DEPLOY_DIR": str(tmp_path), "SERVICE_DURATION": "5"})

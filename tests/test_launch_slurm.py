@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bedrock_deploy.launch.schedulers import JobStatus, Slurm
+from bedrock_deploy.launch.scheduler import JobStatus
+from bedrock_deploy.launch.schedulers.slurm import Slurm
 
 LOCAL_SLURM = Path(__file__).parent / "slurm" / "local-slurm.sh"
 

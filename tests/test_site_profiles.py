@@ -12,22 +12,55 @@ from ruamel.yaml import YAML
 from bedrock_deploy.cli import main
 from bedrock_deploy.commands.sites import site_schema
 from bedrock_deploy.cpulist import format_cpulist
+from bedrock_deploy.launch.launcher import LAUNCHERS
+from bedrock_deploy.launch.scheduler import SCHEDULERS
 from bedrock_deploy.probe import probe_host
 from bedrock_deploy.resources import share_path, site_profiles_dir
-from bedrock_deploy.site_profile import LauncherKind, NicKind, SchedulerKind
+from bedrock_deploy.site_profile import NicKind
 from bedrock_deploy.sites import load_site, shipped_profiles
 from bedrock_deploy.topology import Topology
+from golden_files import UPDATE_COMMAND, Goldens
 
-EXPECTED = {"aurora", "sunspot", "polaris", "frontier", "perlmutter", "bebop", "bebop-knl",
-            "improv", "generic-slurm-ib", "generic-slurm-tcp", "local", "local-slurm"}
+SHIPPED = sorted(shipped_profiles())  # every site-profiles/*.yaml: nothing else lists them
 SCHEMA_FILE = share_path("schemas", "site-profile.schema.json")
+README = Path(__file__).parent.parent / "README.md"
+BEGIN, END = "<!-- BEGIN shipped-sites: generated, do not edit -->", "<!-- END shipped-sites -->"
 
 
-def test_every_expected_profile_is_shipped() -> None:
-    assert set(shipped_profiles()) == EXPECTED
+def test_base_parts_are_not_sites_and_each_is_used() -> None:
+    base = sorted((site_profiles_dir() / "base").glob("*.yaml"))
+    assert base and not {p.stem for p in base} & set(SHIPPED)
+    used = {Path(f).resolve() for name in SHIPPED for f in load_site(name).files}
+    assert [p for p in base if p.resolve() not in used] == []
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+def sites_table() -> str:
+    """The README's table of shipped profiles, from the profiles themselves."""
+    rows = ["| profile | scheduler | launcher | node | description |", "|---|---|---|---|---|"]
+    for name in SHIPPED:
+        loaded = load_site(name)
+        site = loaded.profile
+        raw_nodes = [YAML(typ="safe").load(Path(f).read_text()).get("node") for f in loaded.files]
+        node = ("probed from this host" if "probe" in raw_nodes else
+                f"{site.node.sockets} x {site.node.cores_per_socket} cores")
+        text = site.description.replace("|", "/")
+        rows.append(f"| `{name}` | {site.scheduler.type} | {site.launcher.type} | {node} | "
+                    f"{text} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_readme_lists_every_shipped_site(goldens: Goldens) -> None:
+    text = README.read_text(encoding="utf-8")
+    assert BEGIN in text and END in text, "README.md lost its shipped-sites markers"
+    head, rest = text.split(BEGIN + "\n", 1)
+    block, tail = rest.split(END, 1)
+    if goldens.update:
+        README.write_text(head + BEGIN + "\n" + sites_table() + END + tail, encoding="utf-8")
+    else:
+        assert block == sites_table(), f"README's shipped-sites table is stale: {UPDATE_COMMAND}"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_profile_validates(name: str) -> None:
     loaded = load_site(name)
     site = loaded.profile
@@ -47,7 +80,7 @@ def test_shipped_profile_validates(name: str) -> None:
         assert {"~boostsys", "~checksum"} <= set(site.spack.require["mercury"])
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_profile_matches_the_json_schema(name: str) -> None:
     """The merged document (after ``extends``) validates with jsonschema too."""
     validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
@@ -65,13 +98,21 @@ def test_raw_local_profile_with_node_probe_matches_the_json_schema() -> None:
     assert list(validator.iter_errors(raw))
 
 
-def test_json_schema_file_is_in_sync_with_the_model(tmp_path: Path) -> None:
-    assert json.loads(SCHEMA_FILE.read_text()) == site_schema()
+def test_json_schema_file_is_in_sync_with_the_model(tmp_path: Path, goldens: Goldens) -> None:
+    """The shipped schema is generated (its launcher and scheduler names come from the
+    registries): the golden command rewrites it with `bedrock-deploy sites schema -o`."""
     out = tmp_path / "schema.json"
     assert main(["sites", "schema", "-o", str(out)]) == 0
-    assert out.read_text() == SCHEMA_FILE.read_text(), \
-        "run: bedrock-deploy sites schema -o share/schemas/site-profile.schema.json"
+    assert json.loads(out.read_text()) == site_schema()
+    goldens.check_file(SCHEMA_FILE, out.read_text())
     jsonschema.Draft202012Validator.check_schema(site_schema())
+
+
+def test_json_schema_lists_the_registered_launchers_and_schedulers() -> None:
+    defs = site_schema()["$defs"]
+    assert defs["Launcher"]["properties"]["type"]["enum"] == LAUNCHERS.names()
+    assert defs["Scheduler"]["properties"]["type"]["enum"] == SCHEDULERS.names()
+    assert "srun: Slurm's srun" in defs["Launcher"]["properties"]["type"]["description"]
 
 
 def test_aurora_topology_facts() -> None:
@@ -101,12 +142,12 @@ def test_frontier_polaris_perlmutter_facts() -> None:
     assert sorted(frontier.node.reserved_cores) == list(range(0, 64, 8))
     assert topo.nic_numa("cxi") == (0, 1, 2, 3)
     assert frontier.transports[0].launcher_flags == ["--network=job_vni,single_node_vni"]
-    assert frontier.launcher.type is LauncherKind.srun
+    assert frontier.launcher.type == "srun"
     polaris = load_site("polaris").profile
     ptopo = Topology.from_node(polaris.node)
     assert ptopo.cores[8].numa == 1 and ptopo.cores[8].cpus == (8, 40)
     assert ptopo.nic_numa("cxi") == (0, 2)
-    assert polaris.launcher.type is LauncherKind.mpiexec_pals
+    assert polaris.launcher.type == "mpiexec-pals"
     perl = load_site("perlmutter").profile
     assert [format_cpulist(d.cpus) for d in perl.node.numa_domains][4] == "64-79,192-207"
     assert Topology.from_node(perl.node).cores[64].socket == 1
@@ -122,7 +163,7 @@ def test_bebop_improv_generic_facts() -> None:
     assert knl.scheduler.partition == "knlall" and knl.transports == bebop.transports
     improv = load_site("improv").profile
     assert (improv.scheduler.type, improv.launcher.type) == \
-        (SchedulerKind.pbs, LauncherKind.mpirun_openmpi)
+        ("pbs", "mpirun-openmpi")
     assert improv.spack.require["libfabric"] == ["fabrics=rxm,verbs"]
     ib = load_site("generic-slurm-ib").profile
     tcp = load_site("generic-slurm-tcp").profile
@@ -138,9 +179,9 @@ def test_local_profiles_probe_this_host() -> None:
     assert local.profile.transports[1].env == {"FI_TCP_IFACE": "lo"}
     slurm = load_site("local-slurm").profile
     assert slurm.node == local.profile.node
-    assert (slurm.scheduler.type, slurm.scheduler.partition) == (SchedulerKind.slurm, "debug")
+    assert (slurm.scheduler.type, slurm.scheduler.partition) == ("slurm", "debug")
     assert (slurm.launcher.type, slurm.launcher.mpi, slurm.launcher.command) == \
-        (LauncherKind.srun, "pmix", None)
+        ("srun", "pmix", None)
     assert slurm.launcher.flags == []  # --oversubscribe is mpirun's, not srun's
 
 
@@ -166,7 +207,7 @@ def test_sites_show_prints_the_merged_profile(capsys: pytest.CaptureFixture[str]
 def test_sites_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sites", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == EXPECTED
+    assert sorted(rows) == SHIPPED
     assert rows["frontier"]["transport"] == "cxi://"
     assert rows["local"]["launcher"] == "mpirun-openmpi"
 

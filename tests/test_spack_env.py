@@ -3,13 +3,12 @@
 Plans are built by hand here (site profiles are real; configs mirror what the Bedrock config
 emitter writes for share/examples/kv-service.yaml and mofka-like.yaml), so these tests pin the
 Spack renderer alone. Goldens: tests/golden/spack/<site>--<example>.yaml, reviewed by eye (see
-tests/golden/spack/README.md). To rewrite them after a reviewed change:
-BEDROCK_DEPLOY_WRITE_GOLDEN=1 python3 -m pytest tests/test_spack_env.py
+tests/golden/spack/README.md). To rewrite them after a reviewed change, the one golden command
+(tests/golden/README.md).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +22,7 @@ from bedrock_deploy.sites import load_site, shipped_profiles
 from bedrock_deploy.spack_check import check_manifest, parse_spec
 from bedrock_deploy.spack_env import build_spack_environment, render_spack_env
 from bedrock_deploy.yaml_source import parse_yaml
+from golden_files import Goldens
 
 GOLDEN = Path(__file__).parent / "golden" / "spack"
 RANK0 = "$MPI_COMM_WORLD.rank == 0"
@@ -99,13 +99,10 @@ CASES = [(site, ex) for site in sorted(shipped_profiles()) for ex in EXAMPLES]
 
 
 @pytest.mark.parametrize(("site", "example"), CASES)
-def test_golden_spack_yaml(site: str, example: str) -> None:
+def test_golden_spack_yaml(site: str, example: str, goldens: Goldens) -> None:
     text = render_spack_env(make_plan(site, [EXAMPLES[example]()]))
     golden = GOLDEN / f"{site}--{example}.yaml"
-    if os.environ.get("BEDROCK_DEPLOY_WRITE_GOLDEN"):
-        golden.write_text(text, encoding="utf-8")
-    assert golden.is_file(), f"no golden file {golden}; review the output, then write it"
-    assert text == golden.read_text(encoding="utf-8")
+    goldens.check_file(golden, text)
     doc = parse_yaml(text, golden.name)
     assert check_manifest(doc) == []
     spack = doc.data["spack"]
@@ -117,9 +114,9 @@ def test_golden_spack_yaml(site: str, example: str) -> None:
     assert repos[0] == "mochi" and repos[-1] == "builtin"
 
 
-def test_every_shipped_site_has_goldens() -> None:
-    names = {p.name.split("--")[0] for p in GOLDEN.glob("*.yaml")}
-    assert set(shipped_profiles()) <= names
+def test_no_spack_golden_without_a_shipped_site(goldens: Goldens) -> None:
+    goldens.check_no_others(sorted(GOLDEN.glob("*.yaml")),
+                            {GOLDEN / f"{site}--{example}.yaml" for site, example in CASES})
 
 
 def test_components_follow_the_configs() -> None:

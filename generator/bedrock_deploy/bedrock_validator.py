@@ -1134,7 +1134,7 @@ class _Checker:
                          'use "mpi" (one launch for all ranks) or ["join", "mpi"]')
         reasons = config_uses_mpi(self.c)
         launcher = self.site.launcher if self.site is not None else None
-        if reasons and launcher is not None and launcher.type.value == "srun" \
+        if reasons and launcher is not None and str(launcher.type) == "srun" \
                 and not launcher.mpi:
             self.add(14, (), "the config uses MPI (" + "; ".join(reasons) + ") but the site's "
                      "srun loads no MPI plugin (launcher.mpi): every rank would be an MPI "

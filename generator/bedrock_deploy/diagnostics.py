@@ -38,7 +38,13 @@ def format_path(path: Sequence[PathPart]) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an input."""
+    """One thing wrong with an input: where (``location``, or ``file``), the key path, what,
+    and a hint.
+
+    Example::
+
+        print(problem.format())   # svc.yaml:5:5: error: components[0].poool: unknown key ...
+    """
 
     message: str
     path: KeyPath = ()
@@ -66,7 +72,16 @@ class Problem:
 
 @dataclass
 class InputError(Exception):
-    """Bad input: one or more problems, each with its location and a fix hint."""
+    """Bad input: one or more problems, each with its location and a fix hint.
+
+    Example::
+
+        try:
+            bd.load_service("svc.yaml")
+        except bd.InputError as err:
+            for p in err.problems:
+                print(p.location, p.message, p.hint)
+    """
 
     problems: list[Problem] = field(default_factory=list)
 

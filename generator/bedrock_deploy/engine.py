@@ -22,7 +22,15 @@ _PKG = Path(__file__).resolve().parent
 
 
 class EngineNotFound(RuntimeError):
-    """The compiled engine is not installed where we look for it."""
+    """The compiled engine is not installed where we look for it.
+
+    Example::
+
+        try:
+            client = bd.Client("na+sm")
+        except bd.EngineNotFound as err:
+            print(err)   # ... install bedrock-deploy with `pip install .` ...
+    """
 
 
 def engine_dir() -> Path | None:

@@ -27,14 +27,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bedrock_deploy.rank_env import size_vars
+
 _REEXEC_MARK = "BEDROCK_DEPLOY_ENGINE_MPI_REEXEC"
 _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
 
 
 def launcher_world_size(env: dict[str, str] | os._Environ[str] = os.environ) -> int | None:
-    """World size announced by the launcher's environment, if any."""
-    for key in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS",
-                "SLURM_NTASKS", "PALS_SIZE"):
+    """World size announced by the launcher's environment, if any (the size variables of
+    share/launch/rank-variables.json, first set wins)."""
+    for key in size_vars():
         value = env.get(key)
         if value and value.isdigit():
             return int(value)

@@ -65,8 +65,10 @@ class Inputs:
     transport: str | None = None  # --transport: a site transport name to use
 
     def files(self) -> list[tuple[str, Path]]:
+        """The input files, by role (a service given as Python data has none)."""
         out = [("site", Path(f)) for f in self.site.files]
-        out.append(("service", Path(self.service.file)))
+        if not self.service.in_memory:
+            out.append(("service", Path(self.service.file)))
         out += [("bedrock-config", Path(f)) for f in self.service.extra_files]
         if self.margo_info is not None:
             out.append(("margo-info", self.margo_info))
@@ -194,9 +196,11 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
                                   message=f"generated config of local rank {r}: "
                                   f"{x.pointer}: {x.message} (rule {x.rule})")
                           for r, x in errors])
+    warnings = [(r, x) for r, x in issues if x.severity != "error"]
     plan = DeploymentPlan(site=site, site_files=list(inputs.site.files), service=service,
-                          transport=transport, layout=layout, configs=configs, choices=choices)
-    return plan, [(r, x) for r, x in issues if x.severity != "error"]
+                          transport=transport, layout=layout, configs=configs, choices=choices,
+                          warnings=warnings, inputs=inputs)
+    return plan, warnings
 
 
 def _layout_dict(layout: NodeLayout) -> dict[str, Any]:
@@ -224,8 +228,7 @@ def render_files(plan: DeploymentPlan) -> dict[str, str]:
 
 
 def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
-             warnings: list[tuple[int, ConfigIssue]],
-             changes: list[InputChange] | None = None) -> dict[str, Any]:
+             warnings: list[tuple[int, ConfigIssue]]) -> dict[str, Any]:
     return {
         "tool": {"name": "bedrock-deploy", "version": __version__},
         "site": plan.site.name,
@@ -234,7 +237,7 @@ def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
         "processes_per_node": plan.processes_per_node,
         "total_processes": plan.total_processes,
         "inputs": [{"role": role, "file": str(p.resolve()), "sha256": sha256_file(p)}
-                   for role, p in inputs.files()],
+                   for role, p in inputs.files()] + _in_memory_inputs(inputs),
         "overrides": {**inputs.overrides,
                       **({"transport": inputs.transport} if inputs.transport else {})},
         "transport": asdict(plan.transport),
@@ -243,11 +246,21 @@ def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
         "warnings": [{"local_rank": r, **x.to_dict()} for r, x in warnings],
         "input_changes": {
             "file": inputs.service.source_config_file,
-            "changes": [c.to_dict() for c in changes or []],
+            "changes": [c.to_dict() for c in changes_to_input(plan)],
         },
         "files": {rel: hashlib.sha256(text.encode()).hexdigest()
                   for rel, text in sorted(files.items())},
     }
+
+
+def _in_memory_inputs(inputs: Inputs) -> list[dict[str, Any]]:
+    """A service given as Python data: recorded whole (there is no file to point at)."""
+    if not inputs.service.in_memory:
+        return []
+    data = inputs.service.service.model_dump(mode="json", exclude_defaults=True)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return [{"role": "service", "file": None, "source": inputs.service.file,
+             "sha256": hashlib.sha256(text.encode()).hexdigest(), "description": data}]
 
 
 # ---- atomic directory write ----------------------------------------------------------------
@@ -329,10 +342,52 @@ class Generated:
     input_changes: list[InputChange] = field(default_factory=list)
 
 
-def changes_to_input(inputs: Inputs, plan: DeploymentPlan) -> list[InputChange]:
+def changes_to_input(plan: DeploymentPlan) -> list[InputChange]:
     """What the deployment changes in the user's own Bedrock JSON (none for a YAML service)."""
-    source = inputs.service.source_config
+    source = plan.inputs.service.source_config if plan.inputs is not None else None
     return input_changes(source, plan.configs[0]) if source and plan.configs else []
+
+
+def make_inputs(site: str | Path | LoadedSite, service: str | Path | LoadedService, *,
+                nodes: int | None = None, ppn: int | None = None,
+                margo_info: str | Path | None = None, fi_info: str | Path | None = None,
+                transport: str | None = None) -> Inputs:
+    """Check the overrides and report files, load what is given by name or path."""
+    overrides: dict[str, int] = {}
+    for key, val in (("nodes", nodes), ("ppn", ppn)):
+        if val is not None:
+            if isinstance(val, bool) or not isinstance(val, int):
+                raise fail(f"--{key} must be a whole number (got {val!r})", file=f"--{key}")
+            if val < 1:
+                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}")
+            overrides[key] = val
+    for key, path in (("--margo-info", margo_info), ("--fi-info", fi_info)):
+        if path is not None and not Path(path).is_file():
+            raise fail("file not found", file=str(path), hint=f"{key} takes a saved report")
+    return Inputs(site=site if isinstance(site, LoadedSite) else load_site(site),
+                  service=service if isinstance(service, LoadedService) else load_service(service),
+                  margo_info=Path(margo_info) if margo_info else None,
+                  fi_info=Path(fi_info) if fi_info else None, overrides=overrides,
+                  transport=transport)
+
+
+def check_target(out: str | Path, force: bool) -> None:
+    """Refuse, before any work, a target ``write_deployment`` would refuse (InputError)."""
+    _check_target(Path(out).absolute(), force)
+
+
+def write_deployment(plan: DeploymentPlan, out: str | Path, *, force: bool = False) -> list[str]:
+    """Render every file of ``plan`` and write them as directory ``out`` (all or nothing);
+    returns the relative paths written."""
+    if plan.inputs is None:
+        raise fail("this plan records no inputs (it was not made by bedrock_deploy.plan), so "
+                   "no manifest can be written", hint="make the plan with bedrock_deploy.plan()")
+    check_target(out, force)
+    files = render_files(plan)
+    files[MANIFEST] = json.dumps(manifest(plan, plan.inputs, files, list(plan.warnings)),
+                                 indent=2) + "\n"
+    write_tree(files, Path(out), force=force)
+    return sorted(files)
 
 
 def generate(site: str | Path, service: str | Path, out: str | Path, *, force: bool = False,
@@ -340,26 +395,10 @@ def generate(site: str | Path, service: str | Path, out: str | Path, *, force: b
              margo_info: str | Path | None = None,
              fi_info: str | Path | None = None, transport: str | None = None) -> Generated:
     """Plan, validate, render and write one deployment directory (all or nothing)."""
-    overrides: dict[str, int] = {}
-    for key, val in (("nodes", nodes), ("ppn", ppn)):
-        if val is not None:
-            if val < 1:
-                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}")
-            overrides[key] = val
-    for key, path in (("--margo-info", margo_info), ("--fi-info", fi_info)):
-        if path is not None and not Path(path).is_file():
-            raise fail("file not found", file=str(path), hint=f"{key} takes a saved report")
-    # check the target before doing any work, so a typo costs nothing
-    _check_target(Path(out).absolute(), force)
-    inputs = Inputs(site=load_site(site), service=load_service(service),
-                    margo_info=Path(margo_info) if margo_info else None,
-                    fi_info=Path(fi_info) if fi_info else None, overrides=overrides,
-                    transport=transport)
+    check_target(out, force)  # before any work, so a typo costs nothing
+    inputs = make_inputs(site, service, nodes=nodes, ppn=ppn, margo_info=margo_info,
+                         fi_info=fi_info, transport=transport)
     plan, warnings = build_plan(inputs)
-    changes = changes_to_input(inputs, plan)
-    files = render_files(plan)
-    files[MANIFEST] = json.dumps(manifest(plan, inputs, files, warnings, changes),
-                                 indent=2) + "\n"
-    write_tree(files, Path(out), force=force)
-    return Generated(plan=plan, out=Path(out), files=sorted(files), warnings=warnings,
-                     input_changes=changes)
+    files = write_deployment(plan, out, force=force)
+    return Generated(plan=plan, out=Path(out), files=files, warnings=warnings,
+                     input_changes=changes_to_input(plan))

@@ -30,6 +30,8 @@ already uses provider ID 0", mochi-bedrock 0.16.1 src/ProviderManager.cpp).
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -79,6 +81,9 @@ class ShortagePolicy(StrEnum):
 
 
 class Threads(_Strict):
+    """Execution streams per process. Example (YAML): ``threads: {progress: dedicated,
+    rpc: 2, io: 1, primary: shared}``; in Python: ``bd.service(..., threads={"rpc": 2})``."""
+
     progress: ProgressMode = Field(
         default=ProgressMode.dedicated,
         description="'dedicated': the Mercury progress loop gets its own xstream and core; "
@@ -95,6 +100,10 @@ class Threads(_Strict):
 
 
 class Placement(_Strict):
+    """Where the execution streams go. Example (YAML): ``placement: {smt: avoid,
+    too_few_cores: share, pin: true}``; in Python: ``bd.service(..., placement={"smt":
+    "use"})``."""
+
     smt: SmtPolicy = Field(
         default=SmtPolicy.avoid,
         description="'avoid': one xstream per physical core; 'use': xstreams on hardware threads")
@@ -122,6 +131,9 @@ class PoolRole(StrEnum):
 
 
 class Component(_Strict):
+    """One Bedrock provider of the service. Example (YAML): ``- {name: kv, type: yokan,
+    config: {database: {type: map}}}``; in Python: ``bd.component("kv", "yokan")``."""
+
     name: str = Field(pattern=IDENTIFIER, description="provider name, an identifier")
     type: str = Field(pattern=IDENTIFIER,
                       description="flock, yokan, abt_io, warabi, mofka, or any module type")
@@ -172,6 +184,11 @@ class Component(_Strict):
 
 
 class ServiceDescription(_Strict):
+    """Which Bedrock providers to run, on how many nodes and processes, with which threads.
+    Example (YAML): ``name: kv``, ``processes_per_node: 2``, ``components: [{name: kv, type:
+    yokan}]``; in Python: ``bd.service("kv", [bd.component("kv", "yokan")],
+    processes_per_node=2)``."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="service name")
     description: str = ""
     nodes: int = Field(default=1, ge=1, description="compute nodes")
@@ -278,7 +295,13 @@ def check_service(service: ServiceDescription) -> list[Problem]:
 
 @dataclass
 class LoadedService:
-    """A validated service, where it came from, and (for a Bedrock JSON) what was kept."""
+    """A validated service, where it came from, and (for a Bedrock JSON) what was kept.
+
+    Example::
+
+        loaded = bd.load_service("share/examples/kv-service.yaml")
+        print(loaded.service.name, loaded.file, loaded.kind, loaded.notes)
+    """
 
     service: ServiceDescription
     file: str
@@ -286,7 +309,8 @@ class LoadedService:
     kind: Literal["yaml", "bedrock-json"] = "yaml"
     notes: list[str] = field(default_factory=list)
     extra_files: list[str] = field(default_factory=list)  # a YAML's bedrock_config
-    # the user's own Bedrock JSON (the service file or its bedrock_config), as written
+    in_memory: bool = False  # given as Python data (``file`` is a label such as "<service>")
+    # the user's own Bedrock JSON (the service itself or its bedrock_config), as written
     source_config: dict[str, Any] | None = None
     source_config_file: str | None = None
 
@@ -295,8 +319,11 @@ class LoadedService:
 
 
 def _from_bedrock_json(data: dict[str, Any], file: str,
-                       where: Any) -> tuple[ServiceDescription, list[str]]:
-    """Read an existing Bedrock config: keep providers/libraries, derive thread counts."""
+                       where: Callable[[KeyPath], SourceLocation],
+                       name: str | None = None) -> tuple[ServiceDescription, list[str]]:
+    """Read an existing Bedrock config: keep providers/libraries, derive thread counts.
+
+    The service is called ``name``, else after the file (``mofka.json`` -> ``mofka``)."""
     notes: list[str] = []
     if not isinstance(data.get("providers", []), list):
         raise fail('"providers" must be an array', path=("providers",),
@@ -364,7 +391,7 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
     used = {KNOWN_LIBRARIES.get(str(c.get("type"))) for c in components} | \
         {c.get("library") for c in components}
     svc = {
-        "name": Path(file).stem.replace(" ", "_") or "service",
+        "name": name or Path(file).stem.replace(" ", "_") or "service",
         "threads": threads,
         "components": components,
         "extra_libraries": [lib for lib in libs if lib not in used],
@@ -416,28 +443,39 @@ def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     return doc, is_json
 
 
-def _with_bedrock_config(doc: YamlDocument, p: Path
-                         ) -> tuple[dict[str, Any], list[str], str, dict[str, Any]]:
-    """A YAML service naming ``bedrock_config``: its providers, with the YAML's threads."""
+def _with_bedrock_config(doc: YamlDocument, base: Path
+                         ) -> tuple[dict[str, Any], list[str], str | None, dict[str, Any]]:
+    """A service naming ``bedrock_config``: its providers, with this service's threads.
+
+    ``bedrock_config`` is the path of a Bedrock JSON config (relative to ``base``) or, for a
+    service given as Python data, the config itself (a dict); returns the service's data, the
+    notes, the JSON file read (None for a dict) and the Bedrock config itself."""
     ref = doc.data["bedrock_config"]
     where = doc.locate(("bedrock_config",))
-    if not isinstance(ref, str):
+    if not isinstance(ref, str | dict):
         raise fail("bedrock_config is the path of a Bedrock JSON config",
                    path=("bedrock_config",), location=where)
     if "components" in doc.data:
         raise fail("give either 'components' or 'bedrock_config', not both",
                    path=("components",), location=doc.locate(("components",)),
                    hint="the providers come from the Bedrock config")
-    jp = Path(ref) if Path(ref).is_absolute() else p.parent / ref
-    if not jp.is_file():
-        raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
-                   location=where, hint="give a path relative to this file")
-    jdoc, is_json = _read_doc(jp)
-    if not is_json:
-        raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
-                   location=where)
-    derived, notes = _from_bedrock_json(jdoc.data, str(jp), jdoc.locate)
+    json_file: str | None = None
+    if isinstance(ref, dict):
+        jdoc = YamlDocument(file=f"{doc.file}.bedrock_config", data=ref, locations={})
+    else:
+        jp = Path(ref) if Path(ref).is_absolute() else base / ref
+        if not jp.is_file():
+            raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
+                       location=where, hint="give a path relative to this file")
+        jdoc, is_json = _read_doc(jp)
+        if not is_json:
+            raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
+                       location=where)
+        json_file = str(jp)
+    derived, notes = _from_bedrock_json(jdoc.data, jdoc.file, jdoc.locate, "derived")
     data = dict(doc.data)
+    if json_file is None:
+        data["bedrock_config"] = None  # the providers are in 'components' now
     data["components"] = [c.model_dump(mode="json", exclude_none=True)
                           for c in derived.components]
     data["extra_libraries"] = list(derived.extra_libraries) + list(
@@ -446,26 +484,36 @@ def _with_bedrock_config(doc: YamlDocument, p: Path
     if isinstance(threads, dict):
         data["threads"] = {**derived.threads.model_dump(mode="json", exclude_unset=True),
                            **threads}
-    return data, notes, str(jp), jdoc.data
+    return data, notes, json_file, jdoc.data
 
 
 def load_service(path: str | Path) -> LoadedService:
     """Load a YAML service description, or an existing Bedrock JSON config (``.json``)."""
     p = Path(path)
     doc, is_json = _read_doc(p)
+    return _from_document(doc, is_json=is_json, base=p.parent)
+
+
+def _from_document(doc: YamlDocument, *, is_json: bool, base: Path, name: str | None = None,
+                   in_memory: bool = False) -> LoadedService:
+    """A parsed service document (a file's, or Python data) -> a validated service."""
     if is_json:
-        service, notes = _from_bedrock_json(doc.data, str(p), doc.locate)
-        return LoadedService(service=service, file=str(p), locations=doc.locations,
-                             kind="bedrock-json", notes=notes, source_config=doc.data,
-                             source_config_file=str(p))
-    data, notes, extra = doc.data, [], []
+        service, notes = _from_bedrock_json(doc.data, doc.file, doc.locate, name)
+        return LoadedService(service=service, file=doc.file, locations=doc.locations,
+                             kind="bedrock-json", notes=notes, in_memory=in_memory,
+                             source_config=doc.data, source_config_file=doc.file)
+    data, notes, extra, from_config = doc.data, [], [], False
     source: dict[str, Any] | None = None
+    source_file: str | None = None
     if "bedrock_config" in doc.data:
-        data, notes, json_file, source = _with_bedrock_config(doc, p)
-        extra = [json_file]
+        data, notes, json_file, source = _with_bedrock_config(doc, base)
+        extra, from_config = ([json_file] if json_file else []), True
+        source_file = json_file or f"{doc.file}.bedrock_config"
+    if name is not None:
+        data = {**data, "name": name}
 
     def where(path: KeyPath) -> SourceLocation:
-        if extra and path[:1] == ("components",):
+        if from_config and path[:1] == ("components",):
             return doc.locate(("bedrock_config",))
         return doc.locate(path)
 
@@ -474,9 +522,45 @@ def load_service(path: str | Path) -> LoadedService:
                 for x in check_service(service)]
     if problems:
         raise InputError(problems)
-    return LoadedService(service=service, file=str(p), locations=doc.locations, notes=notes,
-                         extra_files=extra, source_config=source,
-                         source_config_file=extra[0] if extra else None)
+    return LoadedService(service=service, file=doc.file, locations=doc.locations, notes=notes,
+                         extra_files=extra, in_memory=in_memory, source_config=source,
+                         source_config_file=source_file)
+
+
+BEDROCK_CONFIG_KEYS = frozenset({"providers", "libraries", "bedrock"})
+"""Top-level keys that make a mapping a Bedrock config rather than a service description (a
+``mochi.bedrock.spec.ProcSpec(...).to_dict()`` always has all three)."""
+
+
+def is_bedrock_config(data: dict[str, Any]) -> bool:
+    """Is this mapping a Bedrock config (``providers``, ``libraries``, ``bedrock``) rather than a
+    service description (``name``, ``components`` or ``bedrock_config``)?"""
+    if {"components", "bedrock_config"} & data.keys():
+        return False
+    return bool(BEDROCK_CONFIG_KEYS & data.keys())
+
+
+def load_service_data(data: dict[str, Any], *, label: str = "<service>",
+                      base: Path | None = None, name: str | None = None) -> LoadedService:
+    """Validate a service description or a Bedrock config given as Python data.
+
+    ``label`` names the data in error messages (there are no lines to point at: problems carry
+    the label and the key path); ``base`` is where a relative ``bedrock_config`` is looked up
+    (default: the current directory); ``name`` sets the service's name (a Bedrock config has
+    none: it is called ``service`` unless named)."""
+    if not isinstance(data, dict):
+        raise fail(f"a service is a mapping, not {type(data).__name__}", file=label,
+                   hint="give a dict such as {'name': 'kv', 'components': [...]}")
+    doc = YamlDocument(file=label, data=copy.deepcopy(data), locations={})
+    bedrock = is_bedrock_config(doc.data)
+    try:
+        return _from_document(doc, is_json=bedrock, base=base or Path.cwd(),
+                              name=name or (None if not bedrock else "service"),
+                              in_memory=True)
+    except InputError as err:  # no lines to point at: name the data and the key path
+        raise InputError([replace(p, location=None, file=p.location.file)
+                          if p.location is not None and p.location.file.startswith(label)
+                          else p for p in err.problems]) from None
 
 
 def service_from_dict(data: dict[str, Any], file: str = "<service>") -> ServiceDescription:

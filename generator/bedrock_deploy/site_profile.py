@@ -9,9 +9,11 @@ and a test keeps the two in sync. Unknown keys are rejected everywhere. Loading 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,9 +21,13 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from bedrock_deploy.cpulist import CpuListError, format_cpulist, parse_cpulist
 from bedrock_deploy.diagnostics import Problem
+
+if TYPE_CHECKING:
+    from bedrock_deploy.launch.registry import Registry
 
 
 class _Strict(BaseModel):
@@ -170,15 +176,44 @@ class Transport(_Strict):
     notes: str | None = None
 
 
-class SchedulerKind(StrEnum):
-    slurm = "slurm"
-    pbs = "pbs"
-    flux = "flux"
-    none = "none"
+def _registry(kind: Literal["launcher", "scheduler"]) -> Registry[Any]:
+    # local imports: the launch package imports this module
+    if kind == "launcher":
+        from bedrock_deploy.launch.launcher import LAUNCHERS
+
+        return LAUNCHERS
+    from bedrock_deploy.launch.scheduler import SCHEDULERS
+
+    return SCHEDULERS
+
+
+def _check_registered(kind: Literal["launcher", "scheduler"], value: str) -> str:
+    registry = _registry(kind)
+    if value not in registry:
+        expected = ", ".join(repr(n) for n in registry.names())
+        raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+def _registered_schema(kind: Literal["launcher", "scheduler"], field: dict[str, Any]) -> None:
+    classes = list(_registry(kind))
+    field["enum"] = [c.name for c in classes]
+    field["description"] = "; ".join(f"{c.name}: {c.description}" for c in classes)
+
+
+# A ``type`` field whose values are the names in the scheduler or launcher registry
+# (bedrock_deploy/launch/schedulers/, .../launchers/): validation accepts exactly those, and
+# the JSON Schema lists them with their descriptions.
+SchedulerName = Annotated[
+    str, AfterValidator(partial(_check_registered, "scheduler")),
+    Field(json_schema_extra=partial(_registered_schema, "scheduler"))]
+LauncherName = Annotated[
+    str, AfterValidator(partial(_check_registered, "launcher")),
+    Field(json_schema_extra=partial(_registered_schema, "launcher"))]
 
 
 class Scheduler(_Strict):
-    type: SchedulerKind = Field(description="slurm, pbs, flux or none")
+    type: SchedulerName = Field(description="the scheduler: a name in the scheduler registry")
     partition: str | None = Field(default=None, description="Slurm partition / PBS queue")
     account: str | None = Field(default=None, description="account / project to charge")
     time: str = Field(default="00:30:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$",
@@ -188,19 +223,8 @@ class Scheduler(_Strict):
     )
 
 
-class LauncherKind(StrEnum):
-    srun = "srun"
-    mpiexec_pals = "mpiexec-pals"
-    mpirun_openmpi = "mpirun-openmpi"
-    mpiexec_hydra = "mpiexec-hydra"
-    flux_run = "flux-run"
-
-
 class Launcher(_Strict):
-    type: LauncherKind = Field(
-        description="srun, mpiexec-pals (Cray PALS), mpirun-openmpi, mpiexec-hydra (MPICH), "
-        "flux-run"
-    )
+    type: LauncherName = Field(description="the launcher: a name in the launcher registry")
     command: str | None = Field(default=None, description="executable, if not the usual one")
     flags: list[str] = Field(default_factory=list, description="extra launcher flags")
     mpi: str | None = Field(default=None, description="srun --mpi= plugin: pmix, pmi2, cray_shasta")
@@ -261,7 +285,7 @@ class SiteProfile(_Strict):
     transports: list[Transport] = Field(
         min_length=1, description="transports in order of preference"
     )
-    scheduler: Scheduler = Field(default_factory=lambda: Scheduler(type=SchedulerKind.none))
+    scheduler: Scheduler = Field(default_factory=lambda: Scheduler(type="none"))
     launcher: Launcher
     spack: Spack = Field(default_factory=Spack)
     engine: EngineKind = Field(default=EngineKind.spack, description="spack or embedded")
@@ -270,17 +294,6 @@ class SiteProfile(_Strict):
     sources: list[str] = Field(
         default_factory=list, description="where the facts in this profile come from"
     )
-
-
-# Which launchers go with which scheduler (launching outside an allocation is 'none').
-_LAUNCHERS_FOR: dict[SchedulerKind, set[LauncherKind]] = {
-    SchedulerKind.slurm: {LauncherKind.srun, LauncherKind.mpirun_openmpi,
-                          LauncherKind.mpiexec_hydra},
-    SchedulerKind.pbs: {LauncherKind.mpiexec_pals, LauncherKind.mpirun_openmpi,
-                        LauncherKind.mpiexec_hydra},
-    SchedulerKind.flux: {LauncherKind.flux_run},
-    SchedulerKind.none: {LauncherKind.mpirun_openmpi, LauncherKind.mpiexec_hydra},
-}
 
 
 def check_site(site: SiteProfile) -> list[Problem]:
@@ -368,11 +381,15 @@ def check_site(site: SiteProfile) -> list[Problem]:
                     path=("spack", key, i),
                     hint="Spack finds it by its install prefix or by the modules that load it: "
                     "add 'prefix: /path' or 'modules: [name/version]'"))
-    allowed = _LAUNCHERS_FOR[site.scheduler.type]
+    # Which launchers go with which scheduler: each launcher's `schedulers` (and a scheduler's
+    # own `launchers`); launching outside an allocation is scheduler 'none'.
+    from bedrock_deploy.launch.scheduler import launchers_for
+
+    allowed = launchers_for(site.scheduler.type)
     if site.launcher.type not in allowed:
         problems.append(Problem(
-            f"launcher {site.launcher.type.value!r} does not go with scheduler "
-            f"{site.scheduler.type.value!r}",
+            f"launcher {site.launcher.type!r} does not go with scheduler "
+            f"{site.scheduler.type!r}",
             path=("launcher", "type"),
-            hint="use one of: " + ", ".join(sorted(k.value for k in allowed))))
+            hint="use one of: " + ", ".join(sorted(allowed))))
     return problems

@@ -18,7 +18,13 @@ PROFILE_SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class LoadedSite:
-    """A validated profile, the merged data behind it, and where each key came from."""
+    """A validated profile, the merged data behind it, and where each key came from.
+
+    Example::
+
+        site = bd.load_site("aurora")
+        print(site.profile.launcher.type, site.files, site.locate(("launcher", "type")))
+    """
 
     profile: SiteProfile
     data: dict[str, Any]

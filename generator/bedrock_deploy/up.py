@@ -33,7 +33,6 @@ import re
 import secrets
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -41,13 +40,23 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.errors import ServiceError
+from bedrock_deploy.launch.scheduler import scheduler_class
 from bedrock_deploy.plan import CONFIG_DIR, GROUP_FILE, RUN_DIR, config_name
 from bedrock_deploy.resources import share_path
-from bedrock_deploy.site_profile import EngineKind, SchedulerKind
+from bedrock_deploy.running import LocalScript, StopResult, run_processes
+from bedrock_deploy.site_profile import EngineKind
+from bedrock_deploy.sites import LoadedSite
+
+if TYPE_CHECKING:
+    from bedrock_deploy.plan import DeploymentPlan
+
+# The launch script run on this host (moved to bedrock_deploy.running; names kept for callers).
+LaunchedService = LocalScript
 
 DEFAULT_SITE = "local"
 DEFAULT_PROCESSES = 2
@@ -60,13 +69,7 @@ RPC_TIMEOUT_MS = 5000
 _RUNNING = re.compile(r"Bedrock daemon now running at (\S+)")
 
 
-class UpError(RuntimeError):
-    """The service did not come up or misbehaved (not bad input): what happened, what to do."""
-
-    def __init__(self, message: str, *, hint: str | None = None, details: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-        self.details = details
+UpError = ServiceError  # the service did not come up or misbehaved (not bad input)
 
 
 class Interrupted(Exception):  # what happened, not an error of ours
@@ -142,19 +145,6 @@ class XstreamRow:
     def ok(self) -> bool:
         as_planned = not self.planned or self.engine_cpus == self.planned
         return as_planned and (self.kernel_cpus is None or self.kernel_cpus == self.engine_cpus)
-
-
-@dataclass
-class StopResult:
-    script_status: int | None  # exit status of the launch script
-    forced: bool  # the script did not end in time: its session was killed
-    still_answering: list[str] = field(default_factory=list)  # addresses that still answer
-    leftover: list[str] = field(default_factory=list)  # "pid: cmdline" of processes left
-
-    @property
-    def clean(self) -> bool:
-        return (self.script_status == 0 and not self.forced and not self.still_answering
-                and not self.leftover)
 
 
 @dataclass
@@ -257,126 +247,6 @@ class SignalGuard:
             signal.signal(s, h)
 
 
-# ---- processes -------------------------------------------------------------------------------
-def _proc_cmdline(pid: int) -> str | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-    if state in {"Z", "X"}:
-        return None
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
-
-
-def run_processes(session: int, directory: Path) -> dict[int, str]:
-    """Live processes of one run: in the launch script's session, or (had one left it) running
-    its ``scripts/`` or an engine on its ``configs/`` (not, say, a ``less`` of its logs)."""
-    found: dict[int, str] = {}
-    me = os.getpid()
-    marks = (f"{directory}/scripts/", f"-c {directory}/configs/")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        pid = int(entry.name)
-        cmd = _proc_cmdline(pid)
-        if cmd is None:
-            continue
-        try:
-            in_session = os.getsid(pid) == session
-        except OSError:
-            continue
-        if in_session or any(m in cmd for m in marks):
-            found[pid] = cmd
-    return found
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from /proc/*/stat)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 1 and fields[1] == str(pid) and fields[0] not in {"Z", "X"}:
-            out.append(int(entry.name))
-    return out
-
-
-class LaunchedService:
-    """The generated launch script, running in its own session (so a Ctrl-C meant for ``up``
-    does not reach mpirun unannounced: ``up`` decides how the service stops).
-
-    ``tied``: should ``up`` itself die without stopping it (SIGKILL, a crash), the kernel sends
-    the script SIGTERM (``setpriv --pdeathsig``, util-linux), and its trap stops the service
-    cleanly; not with ``--keep``, where the service must outlive ``up``."""
-
-    def __init__(self, directory: Path, script: str, env: dict[str, str], *,
-                 tied: bool = True) -> None:
-        self.directory = directory
-        self.log = directory / RUN_DIR / "logs" / LOG_NAME
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        argv = ["bash", str(directory / script)]
-        setpriv = shutil.which("setpriv")
-        if tied and setpriv:
-            argv = [setpriv, "--pdeathsig", "TERM", *argv]
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(  # our own generated script
-                argv, cwd=directory, env=env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        self.pid = self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
-
-    def stop(self, timeout: float, force: Callable[[], bool], *, ready: bool = True
-             ) -> tuple[int | None, bool]:
-        """SIGTERM to the script (its trap shuts the engines down through the group file and
-        waits for the launcher); after ``timeout`` s, or at once when ``force()`` turns true,
-        SIGKILL its whole session. Before the service is ready there is no complete group file
-        to shut down through, and the script would wait its stop timeout before signalling the
-        launcher: the script's children (the launcher, a sleep, a query) get SIGTERM at once
-        instead, as the script itself does last (mpirun forwards it to the engines, which
-        finalize). Returns (exit status, whether it had to be killed)."""
-        forced = False
-        if self.running():
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            if not ready:
-                time.sleep(0.3)  # let the trap run first
-                for pid in children(self.pid):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGTERM)
-            end = time.monotonic() + timeout
-            while self.running() and time.monotonic() < end and not force():
-                time.sleep(0.05)
-            if self.running():
-                forced = True
-                self.kill_session()
-        try:
-            status = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            status = None
-        return status, forced
-
-    def kill_session(self) -> None:
-        """SIGKILL every process of this run (by pid: the script's session, or naming DIR)."""
-        for pid in run_processes(self.pid, self.directory):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
 # ---- reading the deployment ------------------------------------------------------------------
 def _load_json(path: Path) -> Any:
     try:
@@ -455,11 +325,12 @@ def check_engine() -> None:
         raise UpError(str(exc), hint="run `bash .ci/install` (it compiles native/)") from None
 
 
-def check_site(site: str) -> None:
-    """``up`` runs the launch script on this host: scheduler ``none``, engine ``embedded``."""
+def check_site(site: str | Path | LoadedSite) -> LoadedSite:
+    """``up`` runs the launch script on this host: scheduler ``none``, engine ``embedded``.
+    Returns the loaded site."""
     from bedrock_deploy.sites import load_site
 
-    loaded = load_site(site)
+    loaded = site if isinstance(site, LoadedSite) else load_site(site)
     prof = loaded.profile
     if prof.engine != EngineKind.embedded:
         raise fail(f"site {prof.name!r} runs engine {prof.engine.value!r}; `up` drives the "
@@ -467,12 +338,24 @@ def check_site(site: str) -> None:
                    location=loaded.locate(("engine",)),
                    hint="use a profile with `engine: embedded` (e.g. --site local), or "
                    "`generate` + `submit` for a Spack-built bedrock")
-    if prof.scheduler.type != SchedulerKind.none:
-        raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type.value!r}; `up` "
+    if scheduler_class(prof.scheduler.type).batch:
+        raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type!r}; `up` "
                    "starts the service directly on this host", path=("scheduler", "type"),
                    location=loaded.locate(("scheduler", "type")),
                    hint="use a profile with `scheduler: {type: none}` (e.g. --site local), or "
                    "`generate` + `submit` for a batch system")
+    return loaded
+
+
+def check_mpi(plan: DeploymentPlan, directory: Path) -> None:
+    """A service that bootstraps through MPI needs mpi4py or ``bedrock-engine-mpi``."""
+    from bedrock_deploy.launch.render import MPI_DAEMON, needs_mpi
+
+    if needs_mpi(plan) and importlib.util.find_spec("mpi4py") is None \
+            and shutil.which(MPI_DAEMON) is None:
+        raise UpError("this service bootstraps through MPI (flock 'mpi') and neither mpi4py "
+                      f"(for bedrock_deploy.engine_mpi) nor {MPI_DAEMON} is installed; "
+                      f"{directory} was generated", hint="run `bash .ci/install`")
 
 
 def wait_ready(service: LaunchedService, expected: int, timeout: float,
@@ -638,7 +521,7 @@ def up(opts: UpOptions, *, progress: Progress | None = None,
 
 def _generate(opts: UpOptions) -> UpResult:
     from bedrock_deploy.generate import generate
-    from bedrock_deploy.launch.render import LAUNCH_INFO, MPI_DAEMON, needs_mpi
+    from bedrock_deploy.launch.render import LAUNCH_INFO
 
     check_site(opts.site)
     check_engine()
@@ -651,11 +534,7 @@ def _generate(opts: UpOptions) -> UpResult:
     result = UpResult(directory=directory, site=gen.plan.site.name, service=gen.plan.service.name,
                       protocol=str(info["protocol"]), processes=gen.plan.total_processes,
                       script=str(info["script"]), notes=list(gen.plan.layout.notes))
-    if needs_mpi(gen.plan) and importlib.util.find_spec("mpi4py") is None \
-            and shutil.which(MPI_DAEMON) is None:
-        raise UpError("this service bootstraps through MPI (flock 'mpi') and neither mpi4py "
-                      f"(for bedrock_deploy.engine_mpi) nor {MPI_DAEMON} is installed; "
-                      f"{directory} was generated", hint="run `bash .ci/install`")
+    check_mpi(gen.plan, directory)
     return result
 
 
@@ -676,7 +555,8 @@ def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progre
     addresses: list[str] = []
     try:
         with guard.deferred():  # a signal now must not lose track of a started script
-            service = LaunchedService(directory, result.script, env, tied=not opts.keep)
+            service = LaunchedService(directory, result.script, env, tied=not opts.keep,
+                                      log_name=LOG_NAME)
             result.script_pid = service.pid
         addresses = wait_ready(service, result.processes, opts.timeout + 5, progress)
         progress.close()
@@ -707,7 +587,7 @@ def _exercise(result: UpResult, client: Any, addresses: list[str], directory: Pa
     reports = query_members(client, addresses)
     manifest = _load_json(directory / "manifest.json") or {}
     ppn = int(manifest.get("processes_per_node", result.processes))
-    members = []
+    members: list[Member] = []
     for addr in addresses:
         eng = reports[addr].get("bedrock_engine", {})
         members.append(Member(rank=int(eng.get("rank", len(members))), address=addr,

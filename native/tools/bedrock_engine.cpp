@@ -12,6 +12,7 @@
 
 #include "info.hpp"
 #include "log.hpp"
+#include "rank_variables.hpp"
 #include "server.hpp"
 
 using namespace bedrock_engine;
@@ -46,18 +47,14 @@ int env_int(const char* name, int fallback) {
   return (end && *end == '\0') ? static_cast<int>(x) : fallback;
 }
 
-// Rank/size from the launcher (Open MPI, MPICH/Hydra/PMI, Slurm, PALS).
+// Rank/size from the launcher: the first rank variable set, with the size of the same launcher
+// (share/launch/rank-variables.json, compiled in as rank_variables.hpp).
 void launcher_rank_size(int& rank, int& size) {
-  const char* pairs[][2] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
-                            {"PMI_RANK", "PMI_SIZE"},
-                            {"PMIX_RANK", "PMIX_SIZE"},
-                            {"SLURM_PROCID", "SLURM_NTASKS"},
-                            {"PALS_RANKID", "PALS_SIZE"}};
-  for (auto& p : pairs) {
-    int r = env_int(p[0], -1);
+  for (const auto& v : kRankVariables) {
+    int r = env_int(v.rank, -1);
     if (r >= 0) {
       rank = r;
-      size = env_int(p[1], 1);
+      size = env_int(v.size, 1);
       return;
     }
   }

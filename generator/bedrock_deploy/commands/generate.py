@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
-from bedrock_deploy.generate import generate
+from bedrock_deploy import api
+from bedrock_deploy.generate import changes_to_input, check_target
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -37,31 +39,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    result = generate(args.site, args.service, args.output, force=args.force,
-                      nodes=args.nodes, ppn=args.ppn, margo_info=args.margo_info,
-                      fi_info=args.fi_info, transport=args.transport)
-    plan = result.plan
+    check_target(args.output, args.force)  # before any work, so a typo costs nothing
+    plan = api.plan(args.site, args.service, nodes=args.nodes, ppn=args.ppn,
+                    margo_info=args.margo_info, fi_info=args.fi_info, transport=args.transport)
+    deployment = api.generate(plan, args.output, force=args.force)
+    out = str(Path(args.output))
     if args.json:
-        json.dump({"output": str(result.out), "files": result.files,
+        json.dump({"output": out, "files": deployment.files,
                    "transport": plan.transport.protocol, "nodes": plan.nodes,
                    "processes_per_node": plan.processes_per_node,
-                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in result.warnings],
-                   "input_changes": [c.to_dict() for c in result.input_changes]},
+                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in plan.warnings],
+                   "input_changes": [c.to_dict() for c in changes_to_input(plan)]},
                   sys.stdout, indent=2)
         print()
         return 0
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for rank, w in result.warnings:
+    for rank, w in plan.warnings:
         err.print(f"local rank {rank}: " + w.format(f"configs/rank-{rank}.json"), markup=False)
-    print(f"wrote {result.out}/ ({len(result.files)} files): {plan.service.name} on "
+    print(f"wrote {out}/ ({len(deployment.files)} files): {plan.service.name} on "
           f"{plan.site.name}, {plan.nodes} node(s) x {plan.processes_per_node} processes, "
           f"{plan.transport.protocol}")
     for note in plan.layout.notes:
         print(f"  note: {note}")
-    if result.input_changes:
-        source = result.plan.service.name
-        print(f"  changed in your Bedrock config ({len(result.input_changes)} change(s), "
-              f"recorded in manifest.json input_changes; service {source}):")
-        for change in result.input_changes:
+    changes = changes_to_input(plan)
+    if changes:
+        print(f"  changed in your Bedrock config ({len(changes)} change(s), recorded in "
+              "manifest.json input_changes):")
+        for change in changes:
             print(f"    {change.describe()}")
     return 0

@@ -12,12 +12,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bedrock_deploy import api
 from bedrock_deploy.diagnostics import fail
 from bedrock_deploy.files import write_text_atomic
-from bedrock_deploy.generate import Inputs, build_plan
 from bedrock_deploy.layout_picture import render_svg, render_terminal
-from bedrock_deploy.service import load_service
-from bedrock_deploy.sites import load_site
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,16 +47,9 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _layout(args: argparse.Namespace) -> int:
-    overrides: dict[str, int] = {}
-    for key, val in (("nodes", args.nodes), ("ppn", args.ppn)):
-        if val is not None:
-            if val < 1:
-                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}")
-            overrides[key] = val
     # the same plan `generate` makes (transport selection, layout, validated configs)
-    inputs = Inputs(site=load_site(args.site), service=load_service(args.service),
-                    overrides=overrides, transport=args.transport)
-    plan, _warnings = build_plan(inputs)
+    plan = api.plan(args.site, args.service, nodes=args.nodes, ppn=args.ppn,
+                    transport=args.transport)
     if args.svg is not None:
         write_atomically(args.svg, render_svg(plan))
     Console().print(render_terminal(plan))

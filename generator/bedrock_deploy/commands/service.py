@@ -9,9 +9,10 @@ from typing import Any
 
 from rich.console import Console
 
+from bedrock_deploy.api import load_service
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.files import write_text_atomic
-from bedrock_deploy.service import ServiceDescription, load_service
+from bedrock_deploy.service import ServiceDescription
 
 
 def service_schema() -> dict[str, Any]:
@@ -61,8 +62,8 @@ def _validate(args: argparse.Namespace) -> int:
         if r["valid"]:
             print(f"{r['file']}: valid ({r['name']}: {', '.join(r['components'])})")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    for err in failed:
-        for p in err.problems:
+    for error in failed:
+        for p in error.problems:
             console.print(p.format(), markup=False)
     return 2 if failed else 0
 

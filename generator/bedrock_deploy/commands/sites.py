@@ -63,8 +63,8 @@ def _list(args: argparse.Namespace) -> int:
     rows = []
     for name, path in shipped_profiles().items():
         site = load_site(path).profile
-        rows.append({"name": name, "scheduler": site.scheduler.type.value,
-                     "launcher": site.launcher.type.value,
+        rows.append({"name": name, "scheduler": site.scheduler.type,
+                     "launcher": site.launcher.type,
                      "transport": site.transports[0].protocol,
                      "description": site.description, "path": str(path)})
     if args.json:

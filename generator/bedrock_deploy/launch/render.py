@@ -10,6 +10,11 @@ Files (paths relative to the deployment directory):
 ``scripts/launch.json``   what ``bedrock-deploy submit`` needs: scheduler, launcher, job script.
 ``run/logs/README``       what the log files are (also makes ``run/logs`` exist before a job
                           writes its output file there).
+driver files              whatever the launcher writes itself (:meth:`Launcher.driver_files`).
+
+The scheduler (``site.scheduler.type``) and the launcher (``site.launcher.type``) are looked up
+in their registries (:mod:`.scheduler`, :mod:`.launcher`); this module only assembles the
+context their templates share.
 
 Every value that comes from a profile or a service is shell-quoted by the ``sh`` filter
 (:func:`shlex.quote`) or, on directive lines, checked for control characters; the only raw shell
@@ -23,6 +28,7 @@ import json
 import re
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +38,21 @@ from bedrock_deploy import __version__
 from bedrock_deploy.components import config_uses_mpi
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import fail
-from bedrock_deploy.launch.launchers import is_pinned, launcher_for, rank_cpus
-from bedrock_deploy.launch.schedulers import job_name, scheduler_for
+from bedrock_deploy.launch.binding import is_pinned, rank_cpus
+from bedrock_deploy.launch.launcher import launcher_for
+from bedrock_deploy.launch.scheduler import job_name, scheduler_for
 from bedrock_deploy.plan import (
     CONFIG_DIR,
     GROUP_FILE,
+    RANK_EXEC,
     RUN_DIR,
     SCRIPTS_DIR,
     DeploymentPlan,
 )
+from bedrock_deploy.rank_env import local_rank_vars, rank_vars
 from bedrock_deploy.resources import share_path
 from bedrock_deploy.site_profile import EngineKind
 
-RANK_EXEC = f"{SCRIPTS_DIR}/rank-exec.sh"
 LAUNCH_INFO = f"{SCRIPTS_DIR}/launch.json"
 LOG_DIR = f"{RUN_DIR}/logs"
 ENGINE_DIR_ENV = "BEDROCK_DEPLOY_ENGINE_DIR"
@@ -67,6 +75,14 @@ def sh(value: object) -> str:
     return shlex.quote(str(value))
 
 
+def comment(text: str, width: int = 96) -> str:
+    """Jinja2 filter: ``text`` as ``# `` comment lines of at most ``width`` characters
+    (newlines in ``text`` cannot escape the comment)."""
+    return textwrap.fill(" ".join(str(text).split()), width=width, initial_indent="# ",
+                         subsequent_indent="# ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(share_path("templates", "launch"))),
@@ -75,6 +91,7 @@ def _environment() -> jinja2.Environment:
         # bash has "${#array[@]}": Jinja2's default "{#" comment marker would swallow it.
         comment_start_string="{##", comment_end_string="##}")
     env.filters["sh"] = sh
+    env.filters["comment"] = comment
     return env
 
 
@@ -117,7 +134,7 @@ def _group_file(plan: DeploymentPlan) -> str | None:
 def script_context(plan: DeploymentPlan) -> dict[str, Any]:
     site = plan.site
     scheduler = scheduler_for(plan)
-    launch = launcher_for(plan).command()
+    launch = launcher_for(plan).run_command()
     daemon, query, shutdown = ENGINE_TOOLS[site.engine]
     env: dict[str, str] = {}  # later sources win: site, then transport, then launcher
     env.update(_env_items(plan, site.env, ("env",)))
@@ -129,8 +146,9 @@ def script_context(plan: DeploymentPlan) -> dict[str, Any]:
         "site": site.name,
         "site_files": [Path(f).name for f in plan.site_files],
         "start_command": scheduler.start_command(),
-        "scheduler": scheduler.kind.value,
-        "launcher": site.launcher.type.value,
+        "scheduler": scheduler.name,
+        "job_output": scheduler.job_output,
+        "launcher": site.launcher.type,
         "script": scheduler.script,
         "prefix": scheduler.prefix,
         "directives": scheduler.directives(),
@@ -152,8 +170,12 @@ def script_context(plan: DeploymentPlan) -> dict[str, Any]:
         "root_env": list(launch.as_root_env.items()),
         "hooks": site.hooks,
         "launch_argv": launch.argv,
+        "launch_program": launch.program,
+        "launch_program_args": launch.program_args,
         "launch_notes": launch.notes,
         "local_rank_var": launch.local_rank_var,
+        "local_rank_vars": local_rank_vars(),
+        "rank_vars": rank_vars(),
         "self_bind": launch.self_bind,
         "pinned": is_pinned(plan),
         "rank_cpus": [format_cpulist(c) for c in rank_cpus(plan)],
@@ -184,9 +206,23 @@ def render_scripts(plan: DeploymentPlan) -> dict[str, str]:
         "nodes": ctx["nodes"],
         "processes_per_node": ctx["ppn"],
     }
-    return {
+    files = {
         scheduler.script: env.get_template(scheduler.template).render(ctx),
         RANK_EXEC: env.get_template("rank-exec.sh.j2").render(ctx),
         LAUNCH_INFO: json.dumps(info, indent=2) + "\n",
         f"{LOG_DIR}/README": env.get_template("logs-readme.j2").render(ctx),
     }
+
+    def render(template: str, /, **extra: Any) -> str:
+        return env.get_template(template).render({**ctx, **extra})
+
+    launcher = launcher_for(plan)
+    for rel, text in launcher.driver_files(render).items():
+        if rel in files or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise ValueError(f"launcher {launcher.name!r} writes {rel!r}: a driver "
+                             "file needs its own path inside the deployment directory")
+        files[rel] = text
+    if ctx["launch_program"] not in files:
+        raise ValueError(f"launcher {launcher.name!r} runs {ctx['launch_program']!r}, which "
+                         "is not a file of the deployment: write it with driver_files()")
+    return files

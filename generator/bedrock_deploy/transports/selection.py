@@ -21,14 +21,16 @@ The rule, exactly (``select_transport``):
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation
+from bedrock_deploy.launch.launcher import launcher_class
 from bedrock_deploy.plan import TransportChoice
-from bedrock_deploy.site_profile import LauncherKind, SiteProfile, Transport, TransportScope
+from bedrock_deploy.site_profile import SiteProfile, Transport, TransportScope
 from bedrock_deploy.transports.host_reports import HostReports
 from bedrock_deploy.transports.protocols import (
     DEFAULT_FABRICS,
@@ -94,23 +96,6 @@ class TransportSelection:
         }
 
 
-# Launcher flags a CXI job needs to get a VNI (reference/mochi-stack.md §4 and rule 10):
-# Perlmutter/Frontier use srun --network=job_vni,single_node_vni; Aurora/Polaris use
-# mpiexec --single-node-vni with PALS_LOCAL_LAUNCH=0.
-CXI_LAUNCHER_FLAGS: dict[LauncherKind, tuple[str, ...]] = {
-    LauncherKind.srun: ("--network=job_vni,single_node_vni",),
-    LauncherKind.mpiexec_pals: ("--single-node-vni",),
-}
-CXI_LAUNCHER_ENV: dict[LauncherKind, dict[str, str]] = {
-    LauncherKind.mpiexec_pals: {"PALS_LOCAL_LAUNCH": "0"},
-}
-_LAUNCH_ONE: dict[LauncherKind, str] = {
-    LauncherKind.srun: "srun -N 1 -n 1",
-    LauncherKind.mpiexec_pals: "mpiexec -n 1 --ppn 1",
-    LauncherKind.mpirun_openmpi: "mpirun -n 1",
-    LauncherKind.mpiexec_hydra: "mpiexec -n 1",
-    LauncherKind.flux_run: "flux run -N 1 -n 1",
-}
 _FAMILY_TOOL = {"cxi": "cxi_stat", "verbs": "ibstat", "ucx": "ucx_info -d", "tcp": "ip -br addr",
                 "opx": "fi_info -p opx", "psm2": "fi_info -p psm2", "efa": "fi_info -p efa"}
 
@@ -215,14 +200,14 @@ def _is_intra_node(t: Transport, spec: ProtocolSpec) -> bool:
 
 
 def diagnostic_commands(site: SiteProfile) -> list[str]:
-    """What to run on a compute node to find out which transports work there."""
-    launch = _LAUNCH_ONE[site.launcher.type]
-    if site.launcher.command:
-        launch = " ".join([site.launcher.command, *launch.split()[1:]])
-    vni = ()
+    """What to run on a compute node to find out which transports work there (one process
+    on one node, started by the site's launcher: ``Launcher.single_process_argv``)."""
+    launcher = launcher_class(site.launcher.type)
+    launch = shlex.join(launcher.single_process_argv(site))
+    vni: tuple[str, ...] = ()
     if any(parse_protocol(t.protocol).family == "cxi" for t in site.transports):
-        vni = CXI_LAUNCHER_FLAGS.get(site.launcher.type, ())
-    env = CXI_LAUNCHER_ENV.get(site.launcher.type, {}) if vni else {}
+        vni = launcher.cxi_vni_flags
+    env = dict(launcher.cxi_vni_env) if vni else {}
     prefix = "".join(f"{k}={v} " for k, v in env.items())
     commands = [f"{prefix}{' '.join([launch, *vni])} margo-info > margo-info.txt 2>&1",
                 f"{launch} fi_info -t FI_EP_RDM > fi_info.txt 2>&1"]
@@ -239,16 +224,18 @@ def _choice_for(t: Transport, spec: ProtocolSpec, site: SiteProfile, reason: str
     flags = tuple(t.launcher_flags)
     mercury = dict(t.mercury)
     if spec.family == "cxi":
+        # A CXI job needs a VNI from its launcher (the launcher's cxi_vni_flags/cxi_vni_env).
+        launcher = launcher_class(site.launcher.type)
         if not flags:
-            flags = CXI_LAUNCHER_FLAGS.get(site.launcher.type, ())
+            flags = launcher.cxi_vni_flags
             if flags:
                 notes.append(f"CXI: added the VNI launcher flags {' '.join(flags)} "
-                             f"({site.launcher.type.value})")
+                             f"({site.launcher.type})")
             else:
                 notes.append(f"CXI: no VNI launcher flags known for "
-                             f"{site.launcher.type.value}; margo takes the VNI from "
+                             f"{site.launcher.type}; margo takes the VNI from "
                              "SLINGSHOT_VNIS, which only the resource manager sets")
-        for k, v in CXI_LAUNCHER_ENV.get(site.launcher.type, {}).items():
+        for k, v in launcher.cxi_vni_env.items():
             env.setdefault(k, v)
         if "auth_key" in mercury:
             notes.append("CXI: mercury.auth_key is set; even \"\" disables the automatic job "

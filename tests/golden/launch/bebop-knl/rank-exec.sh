@@ -47,7 +47,7 @@ cd "$DIR/run"
 exec >"$DIR/run/logs/engine-$HOST-$L.log" 2>&1
 
 bd_rank="?"
-for bd_name in SLURM_PROCID PALS_RANKID OMPI_COMM_WORLD_RANK PMI_RANK FLUX_TASK_RANK; do
+for bd_name in OMPI_COMM_WORLD_RANK PMI_RANK PMIX_RANK PALS_RANKID FLUX_TASK_RANK SLURM_PROCID; do
   if [ -n "${!bd_name:-}" ]; then bd_rank=${!bd_name}; break; fi
 done
 bd_allowed=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status 2>/dev/null || echo "?")
