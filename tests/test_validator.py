@@ -372,3 +372,12 @@ def test_cli_address_and_ppn(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert "works only because the command line gives 'na+sm'" in err
     assert "2 ranks per node with unpinned xstreams (__primary__)" in err
+
+
+def test_config_using_mpi_needs_an_mpi_bedrock() -> None:
+    s = site(env={"FI_TCP_IFACE": "eth0"}, spack={"require": {"mochi-bedrock": ["~mpi"]}})
+    one_error(GOOD, 14, "/", "flock bootstraps its group with MPI", site=s)
+    c = mutated()
+    c["providers"][0]["config"]["bootstrap"] = "self"
+    del c["providers"][1]["__if__"]
+    assert errors(c, site=s, total_processes=1) == []

@@ -771,11 +771,9 @@ class _Checker:
         for lib in libs if isinstance(libs, list) else []:
             if not isinstance(lib, str):
                 continue
-            ctype = self.catalogue.by_library(lib)
-            if ctype is not None:
-                types.add(ctype.name)
-            else:
-                foreign = True
+            registered = self.catalogue.by_library(lib)
+            types.update(c.name for c in registered)
+            foreign = foreign or not registered
         return types, foreign
 
     def rule12_libraries(self) -> None:
@@ -790,7 +788,7 @@ class _Checker:
             if not isinstance(lib, str):
                 self.add(12, ("libraries", i), "Module library should be a string")
                 continue
-            if self.catalogue.by_library(lib) is not None:
+            if self.catalogue.by_library(lib):
                 continue
             if Path(lib).is_absolute() and Path(lib).is_file():
                 continue
@@ -1133,13 +1131,14 @@ class _Checker:
                          "own one-member group",
                          'use "mpi" (one launch for all ranks) or ["join", "mpi"]')
         reasons = config_uses_mpi(self.c)
-        launcher = self.site.launcher if self.site is not None else None
-        if reasons and launcher is not None and str(launcher.type) == "srun" \
-                and not launcher.mpi:
-            self.add(14, (), "the config uses MPI (" + "; ".join(reasons) + ") but the site's "
-                     "srun loads no MPI plugin (launcher.mpi): every rank would be an MPI "
-                     "singleton", "set launcher.mpi (pmix, pmi2, cray_shasta) in the site "
-                     "profile", severity="warning")
+        req = [s.replace(" ", "") for s in self.site.spack.require.get("mochi-bedrock", [])] \
+            if self.site is not None else []
+        if reasons and any("~mpi" in s for s in req):
+            self.add(14, (), "the config uses MPI (" + "; ".join(reasons) + ") but the site "
+                     "requires mochi-bedrock~mpi: $MPI_COMM_WORLD is then null and flock's mpi "
+                     "bootstrap fails (\"[flock] Flock was not built with MPI support\")",
+                     "require mochi-bedrock+mpi in the site's spack.require, or drop the MPI "
+                     "use")
         for k, (ep, eng) in enumerate(self.engines()):
             if k == 0:
                 continue

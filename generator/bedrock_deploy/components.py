@@ -160,10 +160,11 @@ class Catalogue:
     def get(self, name: Any) -> ComponentType | None:
         return self.components.get(name) if isinstance(name, str) else None
 
-    def by_library(self, library: str) -> ComponentType | None:
-        """The component whose module a ``libraries`` entry (a name or a path) loads."""
+    def by_library(self, library: str) -> list[ComponentType]:
+        """The components a ``libraries`` entry (a name or a path) registers (a module library
+        may register several types, e.g. REMI's sender and receiver)."""
         base = Path(library).name
-        return next((c for c in self.components.values() if c.library == base), None)
+        return [c for c in self.components.values() if c.library == base]
 
     @property
     def libraries(self) -> dict[str, str]:

@@ -108,8 +108,7 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
         if isinstance(cfg.get("margo"), dict) and "plumber" in cfg["margo"]:
             plumber = True
         for lib in cfg.get("libraries", []) or []:
-            ctype = cat.by_library(str(lib))
-            if ctype is not None:
+            for ctype in cat.by_library(str(lib)):
                 used.setdefault(ctype.package, [])
         for i, prov in enumerate(cfg.get("providers", []) or []):
             ctype = cat.get(prov.get("type"))

@@ -74,11 +74,12 @@ const CatalogueEntry* catalogue_entry(const std::string& type) {
   return it == e.end() ? nullptr : &it->second;
 }
 
-const CatalogueEntry* catalogue_entry_by_library(const std::string& library) {
+std::vector<const CatalogueEntry*> catalogue_entries_by_library(const std::string& library) {
   std::string base = base_name(library);
+  std::vector<const CatalogueEntry*> out;
   for (const auto& [type, entry] : loaded().entries)
-    if (entry.library == base) return &entry;
-  return nullptr;
+    if (entry.library == base) out.push_back(&entry);
+  return out;
 }
 
 std::vector<ChoiceLookup> catalogue_choices(const CatalogueEntry& entry, const json& config) {

@@ -29,10 +29,11 @@ struct CatalogueEntry {
 
 // The catalogue as compiled in (parsed once).
 const json& catalogue_json();
-// nullptr if the catalogue has no such type / no component loads this library (a name or a
-// path: its file name is compared).
+// nullptr if the catalogue has no such type; libraries are given by name or path (their file
+// name is compared).
 const CatalogueEntry* catalogue_entry(const std::string& type);
-const CatalogueEntry* catalogue_entry_by_library(const std::string& library);
+// The types a module library registers (one library may register several).
+std::vector<const CatalogueEntry*> catalogue_entries_by_library(const std::string& library);
 
 // For a config key that selects an implementation ("database.type" of yokan, "group.type" of
 // flock): the catalogue's entry for the value, or nullptr (*known = false if the key is absent).

@@ -137,9 +137,9 @@ json prepare_libraries(const json& cfg) {
     std::string lib = libs[i].get<std::string>();
     if (std::find(out.begin(), out.end(), json(lib)) != out.end()) continue;
     log(LogLevel::trace, "Loading module(s) from library " + lib);
-    const CatalogueEntry* entry = catalogue_entry_by_library(lib);
+    bool known = !catalogue_entries_by_library(lib).empty();
     bool path_missing = lib.find('/') != std::string::npos && !library_found(lib);
-    if (!entry || path_missing) {
+    if (!known || path_missing) {
       if (!path_missing && library_found(lib))
         throw ConfigError("Could not dlopen library " + lib + ": bedrock-engine does not load "
                               "module libraries outside its component catalogue (deliberate "
@@ -170,9 +170,10 @@ json expand_dotted_keys(const json& in) {
   return out;
 }
 
-std::string builtin_module_for_library(const std::string& library) {
-  const CatalogueEntry* e = catalogue_entry_by_library(library);
-  return e ? e->type : std::string();
+std::vector<std::string> builtin_modules_of_library(const std::string& library) {
+  std::vector<std::string> out;
+  for (const CatalogueEntry* e : catalogue_entries_by_library(library)) out.push_back(e->type);
+  return out;
 }
 
 json prepare_config(const json& input, const ConfigContext& ctx,
@@ -213,7 +214,8 @@ json prepare_config(const json& input, const ConfigContext& ctx,
   ProviderManager::Environment env;
   env.margo = out["margo"];
   env.bedrock_provider_id = out["bedrock"]["provider_id"].get<uint16_t>();
-  for (const auto& lib : out["libraries"]) env.loaded_types.insert(builtin_module_for_library(lib));
+  for (const auto& lib : out["libraries"])
+    for (const auto& type : builtin_modules_of_library(lib)) env.loaded_types.insert(type);
   env.rank = ctx.rank;
   ProviderManager manager(env);
   for (size_t i = 0; i < providers.size(); ++i) manager.add(providers[i], i, nullptr);

@@ -46,9 +46,9 @@ json parse_config_text(const std::string& text);
 // expandSimplifiedJSON (which cannot read a top-level array: ConfigError with its message).
 json expand_dotted_keys(const json& in);
 
-// Maps a module library name (as in "libraries", possibly a path) to the component type the
-// catalogue gives it; empty string if the catalogue has none.
-std::string builtin_module_for_library(const std::string& library);
+// The component types a module library (as in "libraries", possibly a path) registers,
+// according to the catalogue; empty if the catalogue has none.
+std::vector<std::string> builtin_modules_of_library(const std::string& library);
 
 struct PrepareOptions {
   // Check and plan the providers too, without creating them (load_config); the server creates

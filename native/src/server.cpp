@@ -155,7 +155,8 @@ void Server::create_providers(const json& providers) {
   ProviderManager::Environment env;
   env.margo = cfg_["margo"];
   env.bedrock_provider_id = bedrock_provider_id_;
-  for (const auto& lib : cfg_["libraries"]) env.loaded_types.insert(builtin_module_for_library(lib));
+  for (const auto& lib : cfg_["libraries"])
+    for (const auto& type : builtin_modules_of_library(lib)) env.loaded_types.insert(type);
   env.self_address = address_;
   env.rank = options_.context.rank;
   env.find_pool = [this](const std::string& n) { return find_pool(n); };
