@@ -111,6 +111,8 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
             for ctype in cat.by_library(str(lib)):
                 used.setdefault(ctype.package, [])
         for i, prov in enumerate(cfg.get("providers", []) or []):
+            if not isinstance(prov, dict):
+                continue  # the validator reports it
             ctype = cat.get(prov.get("type"))
             if ctype is None:
                 problems.append(_config_problem(
@@ -121,6 +123,7 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
                 continue
             tokens = used.setdefault(ctype.package, [])
             pcfg = prov.get("config", {}) or {}
+            pcfg = pcfg if isinstance(pcfg, dict) else {}  # the validator reports the type
             for choice, value in ctype.unknown_choices(pcfg):
                 problems.append(_config_problem(
                     rank, ("providers", i, "config", *choice.key),
