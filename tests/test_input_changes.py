@@ -54,7 +54,7 @@ def test_generate_records_and_prints_them(tmp_path: Path,
     svc.write_text("name: u\nbedrock_config: user.json\nthreads: {rpc: 1}\n"
                    "placement: {too_few_cores: share}\n")
     out = tmp_path / "d"
-    res = generate("polaris", svc, out, ppn=1)
+    res = generate("local", svc, out, ppn=1)
     paths = {c.path for c in res.input_changes}
     assert {"bedrock.provider_id", "ssg", "providers[1].pool"} <= paths
     manifest = json.loads((out / "manifest.json").read_text())
@@ -62,7 +62,7 @@ def test_generate_records_and_prints_them(tmp_path: Path,
     assert recorded["file"] == str(tmp_path / "user.json")
     (bid,) = [c for c in recorded["changes"] if c["path"] == "bedrock.provider_id"]
     assert (bid["was"], bid["now"]) == (7, 0)
-    assert main(["generate", "--site", "polaris", "--service", str(svc), "-o",
+    assert main(["generate", "--site", "local", "--service", str(svc), "-o",
                  str(tmp_path / "d2"), "--ppn", "1"]) == 0
     printed = capsys.readouterr().out
     assert "changed in your Bedrock config" in printed
@@ -72,7 +72,7 @@ def test_generate_records_and_prints_them(tmp_path: Path,
 def test_yaml_service_changes_nothing_of_its_own(tmp_path: Path) -> None:
     from bedrock_deploy.resources import share_path
 
-    res = generate("polaris", share_path("examples", "kv-service.yaml"), tmp_path / "d")
+    res = generate("local", share_path("examples", "kv-service.yaml"), tmp_path / "d")
     assert res.input_changes == []
     assert json.loads((tmp_path / "d" / "manifest.json").read_text())["input_changes"] == {
         "file": None, "changes": []}
