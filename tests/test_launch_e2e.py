@@ -300,8 +300,7 @@ def test_engine_failing_at_start_gives_exit_status_4(tmp_path: Path) -> None:
     dep = generate("local", tmp_path / "dep", service=no_group_service(tmp_path))
     config_file = dep / "configs" / "rank-1.json"
     config = json.loads(config_file.read_text())
-    for xstream in config["margo"]["argobots"]["xstreams"]:
-        xstream["affinity"] = [os.cpu_count() or 1]  # a CPU that does not exist
+    config["margo"]["rpc_pool"] = "no_such_pool"  # Margo refuses it, like the real one
     config_file.write_text(json.dumps(config))
     env = {**os.environ, "BEDROCK_DEPLOY_READY_TIMEOUT": "60"}
     done = subprocess.run(["bash", str(dep / "scripts" / "run.sh")], capture_output=True,

@@ -37,6 +37,7 @@ from bedrock_deploy.diagnostics import (
 )
 from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
 from bedrock_deploy.freshness import freshness_warning
+from bedrock_deploy.input_changes import InputChange, input_changes
 from bedrock_deploy.launch import render_scripts
 from bedrock_deploy.layout import RankShape, plan_layout
 from bedrock_deploy.layout_picture import render_svg
@@ -272,8 +273,9 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     for note in inputs.service.notes:
         choices.append(Choice("service source", note, "existing Bedrock config"))
     total = service.nodes * service.processes_per_node
+    # the launch scripts give the protocol on the engine's command line (rank-exec.sh)
     issues = validate_deployment(configs, [r.cpus for r in layout.ranks], site=site,
-                                 total_processes=total)
+                                 total_processes=total, cli_address=transport.protocol)
     errors = [(r, x) for r, x in issues if x.severity == "error"]
     if errors:
         raise InputError([replace(x.to_problem(f"{CONFIG_DIR}/{config_name(r)}"),
@@ -335,6 +337,10 @@ def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
         "layout": _layout_dict(plan.layout),
         "choices": [{"what": c.what, "value": c.value, "why": c.why} for c in plan.choices],
         "warnings": [{"local_rank": r, **x.to_dict()} for r, x in warnings],
+        "input_changes": {
+            "file": inputs.service.source_config_file,
+            "changes": [c.to_dict() for c in changes_to_input(plan)],
+        },
         "files": {rel: hashlib.sha256(text.encode()).hexdigest()
                   for rel, text in sorted(files.items())},
     }
@@ -489,7 +495,14 @@ class Generated:
     out: Path
     files: list[str]
     warnings: list[tuple[int, ConfigIssue]]
+    input_changes: list[InputChange] = field(default_factory=list)
     site_warnings: list[str] = field(default_factory=list)  # e.g. a stale site profile
+
+
+def changes_to_input(plan: DeploymentPlan) -> list[InputChange]:
+    """What the deployment changes in the user's own Bedrock JSON (none for a YAML service)."""
+    source = plan.inputs.service.source_config if plan.inputs is not None else None
+    return input_changes(source, plan.configs[0]) if source and plan.configs else []
 
 
 def make_inputs(site: str | Path | LoadedSite, service: str | Path | LoadedService, *,
@@ -551,6 +564,7 @@ def generate(site: str | Path, service: str | Path, out: str | Path, *, force: b
     plan, warnings = build_plan(inputs)
     files = write_deployment(plan, out, force=force)
     return Generated(plan=plan, out=Path(out), files=files, warnings=warnings,
+                     input_changes=changes_to_input(plan),
                      site_warnings=site_warnings(plan))
 
 
