@@ -117,7 +117,11 @@ def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ..
 
 
 def needs_mpi(plan: DeploymentPlan) -> bool:
-    """Does any rank's config bootstrap through MPI (flock "mpi", ``$MPI_COMM_WORLD``)?"""
+    """Does any rank's config bootstrap through MPI (flock "mpi", ``$MPI_COMM_WORLD``)? Never
+    under a launcher without an MPI world: the plan refused flock "mpi" there, and the embedded
+    engine evaluates ``$MPI_COMM_WORLD`` from the launcher's rank variables."""
+    if not launcher_for(plan).mpi_world:
+        return False
     for config in plan.configs:
         for provider in config.get("providers", []):
             boot = provider.get("config", {}).get("bootstrap") if provider.get(
