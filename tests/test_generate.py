@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bedrock_deploy.cli import main
-from bedrock_deploy.diagnostics import InputError
+from bedrock_deploy.diagnostics import InputError, OutputError
 from bedrock_deploy.generate import generate, write_tree
 from bedrock_deploy.resources import share_path
 
@@ -145,7 +145,7 @@ launcher: {type: srun}
 
 def test_write_tree_failure_cleans_up(tmp_path: Path) -> None:
     out = tmp_path / "dep"
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="Not a directory"):
         write_tree({"a": "file", "a/b": "cannot: a is a file"}, out, force=False)
     assert not out.exists() and leftovers(tmp_path) == []
 

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.launch import render_scripts
@@ -272,11 +273,17 @@ def test_control_characters_in_directives_are_refused(field: str, value: str) ->
     assert problem.file and problem.file.endswith("generic-slurm-tcp.yaml")
 
 
-def test_bad_environment_name_is_refused() -> None:
-    site, files = site_with("generic-slurm-tcp", env={"A=B; touch x": "1"})
+@pytest.mark.parametrize("name", ["A=B; touch x", "FOO\n", "1A", ""])
+def test_bad_environment_name_is_refused(name: str) -> None:
+    # when the profile loads (located there: tests/test_hardening.py) ...
+    with pytest.raises(ValidationError, match="not an environment variable name"):
+        site_with("generic-slurm-tcp", env={name: "1"})
+    # ... and again when scripts are rendered from a profile that skipped validation
+    site, files = site_with("generic-slurm-tcp")
+    site = site.model_copy(update={"env": {name: "1"}})
     with pytest.raises(InputError) as err:
         render_scripts(make_plan(site, files))
-    assert err.value.problems[0].path == ("env", "A=B; touch x")
+    assert err.value.problems[0].path == ("env", name)
 
 
 def test_launch_info_and_group_file() -> None:

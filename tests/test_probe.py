@@ -173,7 +173,8 @@ def test_hwloc_bad_files_are_located(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text("<topology><object type='Machine'")
     assert main(["probe", "--hwloc-xml", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{bad}: error: (top level): not an hwloc XML file:")
+    assert err.startswith(f"{bad}:1:")  # located: the line and column expat stopped at
+    assert ": error: (top level): not an hwloc XML file:" in err
     assert "lstopo --of xml" in err
     with pytest.raises(InputError, match="file not found"):
         read_hwloc_xml(tmp_path / "missing.xml")

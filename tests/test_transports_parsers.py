@@ -155,7 +155,8 @@ def test_margo_info_json_truncated_and_wrong_shape() -> None:
     with pytest.raises(InputError) as err:
         parse_margo_info_json(full.replace('"result": false', '"result": "no"'), "bad.json")
     p = only_problem(err)
-    assert p.location.line == 11 and "'result' is not a bool" in p.message
+    # at the key itself (line 17), inside result [1] (which starts on line 11)
+    assert p.location.line == 17 and "'result' is not a bool" in p.message
     with pytest.raises(InputError):
         parse_margo_info_json('{"protocols": []}', "obj.json")
 

@@ -41,16 +41,26 @@ package).
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("bedrock-deploy")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+# typing is not imported at run time: importing this package is the first thing the command
+# line does, before it can handle Ctrl-C, so it must take next to no time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _version() -> str:
+    """The installed version, looked up on first use of ``__version__`` (importlib.metadata
+    costs tens of milliseconds: the command line's entry point imports this package before it
+    can handle Ctrl-C, so the package does nothing on import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bedrock-deploy")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0+source"
 
 # public name -> the module that defines it (imported on first use)
 _EXPORTS: dict[str, str] = {
@@ -137,6 +147,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    __version__: str
     from bedrock_deploy.api import (
         component,
         generate,
@@ -189,9 +200,14 @@ if TYPE_CHECKING:
 else:
     def __getattr__(name: str) -> Any:
         """Import a public name of the API on its first use (PEP 562)."""
+        if name == "__version__":
+            globals()[name] = _version()
+            return globals()[name]
         module = _EXPORTS.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value

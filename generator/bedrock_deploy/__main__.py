@@ -1,3 +1,5 @@
-from bedrock_deploy.cli import main
+"""``python -m bedrock_deploy``: the command line (see :mod:`bedrock_deploy.cli`)."""
 
-raise SystemExit(main())
+from bedrock_deploy._entry import run
+
+raise SystemExit(run())

@@ -4,7 +4,7 @@ The rules are the 15 of ``mochi-stack.md`` ("What a deployment generator must ge
 checked as far as a config (plus, optionally, the site and the deployment) can show them;
 messages quote the real Bedrock/Margo errors where there is one (``mochi-observed.md`` §4).
 Each issue carries its rule number, a JSON pointer, and file:line:column when the config came
-from a file (JSON is read with ruamel.yaml, which keeps positions; :func:`load_json_located`).
+from a file (:func:`load_json_located`, which keeps positions).
 
 Errors make ``bedrock-deploy validate`` exit 2 and ``generate`` refuse to write anything;
 warnings are printed only.
@@ -12,18 +12,18 @@ warnings are printed only.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation, printable
 from bedrock_deploy.files import read_input_text
+from bedrock_deploy.json_source import parse_json
 from bedrock_deploy.site_profile import SiteProfile
 from bedrock_deploy.topology import Topology
-from bedrock_deploy.yaml_source import YamlDocument, parse_yaml
+from bedrock_deploy.yaml_source import YamlDocument
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 POOL_KINDS = ("fifo", "fifo_wait", "prio_wait", "earliest_first")
@@ -62,6 +62,28 @@ RULES = {
     15: "readiness and shutdown",
 }
 
+# What to do about an issue of each rule when the check gives no more specific hint (every
+# problem is printed with a hint).
+RULE_HINTS = {
+    1: 'write the address as "<class>+<protocol>://", e.g. "ofi+tcp://" (margo-info lists them)',
+    2: "use a transport that margo-info reports as usable on the site",
+    3: "define every pool in margo.argobots.pools, each an object with a name (letters, digits, "
+       "'_'), and refer to pools by that name",
+    4: 'define "__primary__" both as a pool and as an xstream whose scheduler serves it first',
+    5: "make every pool the first pool of some xstream's scheduler",
+    6: "give the progress pool an xstream of its own, serving no other pool",
+    7: "build argobots with +affinity in the Spack environment when xstreams are pinned",
+    8: "use CPU ids the node has (bedrock-deploy sites show SITE), as an array of integers",
+    9: "keep each xstream's CPUs inside the CPUs the launcher gives its rank",
+    10: "remove mercury.auth_key: margo takes the job's VNI itself",
+    11: "add the variants the config needs to the Spack environment (spack.yaml)",
+    12: 'list module libraries as an array of .so names, e.g. ["libyokan-bedrock-module.so"]',
+    13: 'write each provider as an object with "name", "type" and a "provider_id" in 1..65535',
+    14: "give every process the same providers, and flock a bootstrap that works for several "
+        "processes (mpi)",
+    15: 'give a flock provider a "file": the group file scripts wait for',
+}
+
 Severity = Literal["error", "warning"]
 
 
@@ -78,15 +100,20 @@ class ConfigIssue:
     severity: Severity = "error"
     location: SourceLocation | None = None
 
+    def __post_init__(self) -> None:
+        if self.hint is None:
+            object.__setattr__(self, "hint", RULE_HINTS.get(self.rule))
+
     @property
     def pointer(self) -> str:
         return json_pointer(self.path)
 
     def format(self, file: str | None = None) -> str:
         where = str(self.location) if self.location else (file or "<config>")
-        text = f"{where}: {self.severity}: {self.pointer}: {self.message} (rule {self.rule})"
+        text = printable(f"{where}: {self.severity}: {self.pointer}: {self.message} "
+                         f"(rule {self.rule})")
         if self.hint:
-            text += f"\n    hint: {self.hint}"
+            text += f"\n    hint: {printable(self.hint)}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,16 +131,9 @@ class ConfigIssue:
 
 
 def load_json_located(text: str, file: str) -> YamlDocument:
-    """Parse JSON strictly (``json``), with positions from ruamel.yaml (JSON is YAML 1.2)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise fail(f"invalid JSON: {err.msg}", location=SourceLocation(file, err.lineno, err.colno),
-                   file=file, hint="check commas, quotes and brackets around this position"
-                   ) from None
-    # raw tabs cannot occur inside JSON strings, so this keeps every column and makes YAML happy
-    doc = parse_yaml(text.replace("\t", " "), file)
-    return YamlDocument(file=file, data=data, locations=doc.locations)
+    """Parse JSON strictly, with the position of every key path
+    (:func:`bedrock_deploy.json_source.parse_json`: limits enforced, errors located)."""
+    return parse_json(text, file)
 
 
 def _protocol(address: str) -> str:

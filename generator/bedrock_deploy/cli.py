@@ -3,12 +3,25 @@
 Each subcommand lives in its own module under :mod:`bedrock_deploy.commands` and registers itself
 (ReFrame-style registration): a module there defines ``register(subparsers)`` that adds its parser
 and sets ``func`` to a callable taking the parsed arguments and returning an exit status.
-Bad input (:class:`InputError`) prints its located problems and exits with status 2.
+
+Library code raises; only this module turns what it raises into an exit status and one message:
+
+- bad input (:class:`~bedrock_deploy.diagnostics.InputError`): its located problems
+  (``file:line:column: error: key.path: what`` and a ``hint:`` line), exit status 2;
+- writing failed for a reason outside the input (:class:`~bedrock_deploy.diagnostics.OutputError`,
+  any other ``OSError``: disk full, quota, permissions): one line, exit status 1; the writers
+  leave nothing half-written;
+- Ctrl-C (SIGINT) at any moment, imports included: one line, exit status 130;
+- the reader of our output went away (``| head``): quietly, exit status 141.
+
+Every message is :func:`~bedrock_deploy.diagnostics.printable` (control characters from inputs
+are escaped) and written as plain text: no markup or emoji codes are interpreted.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -16,17 +29,19 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-
 from bedrock_deploy import __version__, commands
-from bedrock_deploy.diagnostics import InputError
+from bedrock_deploy.diagnostics import InputError, OutputError, printable
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+PROG = "bedrock-deploy"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bedrock-deploy",
+        prog=PROG,
         description="Generate and launch Mochi Bedrock deployments from a site profile "
         "and a service description.",
     )
@@ -38,26 +53,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """The parser, built once per process (argparse looks up translations of every help text:
+    10 ms for each command line parsed in-process otherwise)."""
+    return build_parser()
+
+
+def _say(text: str) -> None:
+    """One message on stderr, whatever state stderr is in."""
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def report_input_error(err: InputError, *, as_json: bool = False) -> None:
+    """Print bad input: located problems on stderr (and as JSON on stdout with --json)."""
+    if as_json:
+        json.dump({"errors": [p.to_dict() for p in err.problems]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    for p in err.problems:
+        _say(p.format())
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except InputError as err:
-        if getattr(args, "json", False):
-            json.dump({"errors": [p.to_dict() for p in err.problems]}, sys.stdout, indent=2)
-            sys.stdout.write("\n")
-        err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-        for p in err.problems:
-            err_console.print(p.format(), markup=False)
+        report_input_error(err, as_json=bool(getattr(args, "json", False)))
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
+    except OutputError as err:
+        hint = f"; {err.hint}" if err.hint else ""
+        _say(printable(f"{PROG}: error: {err}: nothing was left half-written{hint}"))
+        return EXIT_FAILED
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly, as cat and grep do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return EXIT_BROKEN_PIPE
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        _say(printable(f"{PROG}: error: {err.strerror or err}{where}"))
+        return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        _say(f"{PROG}: interrupted (SIGINT): stopped, nothing was left half-written")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bedrock_deploy.limits import MAX_CPU_ID, NODE_CPUS
+
 
 class CpuListError(ValueError):
     pass
 
 
+def _cpu(text: str) -> int:
+    text = text.strip()
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(text)
+    if len(text) > len(str(MAX_CPU_ID)) or int(text) > MAX_CPU_ID:
+        raise CpuListError(NODE_CPUS.exceeded(f"CPU {text} is above the largest CPU id "
+                                              f"{MAX_CPU_ID}"))
+    return int(text)
+
+
 def parse_cpulist(text: str) -> list[int]:
-    """``"0-2,5"`` -> ``[0, 1, 2, 5]`` (sorted, unique). Empty text is an empty list."""
+    """``"0-2,5"`` -> ``[0, 1, 2, 5]`` (sorted, unique). Empty text is an empty list. CPU ids
+    are at most ``max_node_cpus - 1`` (:mod:`bedrock_deploy.limits`), so no list is huge."""
     cpus: set[int] = set()
     text = text.strip()
     if not text:
@@ -20,20 +33,18 @@ def parse_cpulist(text: str) -> list[int]:
         lo, sep, hi = chunk.partition("-")
         try:
             if sep:
-                a, b = int(lo), int(hi)
+                a, b = _cpu(lo), _cpu(hi)
                 if a > b:
                     raise CpuListError(f"range {chunk!r} goes backwards")
                 cpus.update(range(a, b + 1))
             else:
-                cpus.add(int(chunk))
+                cpus.add(_cpu(chunk))
         except ValueError as err:
             if isinstance(err, CpuListError):
                 raise
             raise CpuListError(
                 f"{chunk!r} is not a CPU number or range (write e.g. '0-3,8,10-11')"
             ) from None
-        if any(c < 0 for c in cpus):
-            raise CpuListError("CPU ids are non-negative")
     return sorted(cpus)
 
 

@@ -11,6 +11,7 @@ directory contract is in :mod:`bedrock_deploy.plan`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import errno
@@ -23,14 +24,23 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bedrock_deploy import __version__
+from bedrock_deploy import __version__, json_source
 from bedrock_deploy.bedrock_config import bedrock_config
 from bedrock_deploy.bedrock_validator import ConfigIssue, validate_deployment
 from bedrock_deploy.cpulist import format_cpulist
-from bedrock_deploy.diagnostics import InputError, Problem, fail
+from bedrock_deploy.diagnostics import (
+    InputError,
+    KeyPath,
+    OutputError,
+    Problem,
+    SourceLocation,
+    fail,
+)
+from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
 from bedrock_deploy.launch import render_scripts
 from bedrock_deploy.layout import RankShape, plan_layout
 from bedrock_deploy.layout_picture import render_svg
+from bedrock_deploy.limits import NODE_XSTREAMS
 from bedrock_deploy.plan import (
     CONFIG_DIR,
     GROUP_FILE,
@@ -50,6 +60,11 @@ from bedrock_deploy.transports import HostReports, select_transport
 from bedrock_deploy.transports.host_reports import find_engine
 
 MANIFEST = "manifest.json"
+# What makes a directory a deployment --force may replace: its manifest.json says it was written
+# by bedrock-deploy ("format"; manifests written before the key existed are recognised by their
+# "tool" and their own sections). A directory that merely holds a file named manifest.json is not.
+MANIFEST_FORMAT = "bedrock-deploy-manifest/1"
+MAX_MANIFEST_BYTES = 16 << 20
 EXECUTABLE_SUFFIXES = (".sh", ".sbatch", ".pbs")
 
 
@@ -128,6 +143,41 @@ def _locate_service_problems(err: InputError, loaded: LoadedService,
     return InputError(out)
 
 
+def config_origin(inputs: Inputs, path: KeyPath) -> SourceLocation:
+    """Where in the inputs a part of a generated Bedrock config comes from: a provider from its
+    component in the service (or the provider of the service's Bedrock JSON), anything else
+    from the service's threads and placement (the margo section is planned from them)."""
+    loaded = inputs.service
+    if path[:1] == ("providers",) and len(path) > 1:
+        rest = path[1:]
+        if loaded.kind == "bedrock-json":
+            return loaded.locate(("providers", *rest))
+        if loaded.extra_files:  # a YAML naming bedrock_config: the providers come from there
+            return loaded.locate(("bedrock_config",))
+        return loaded.locate(("components", *rest))
+    for key in ("threads", "placement", "margo"):
+        if (key,) in loaded.locations:
+            return loaded.locate((key,))
+    return loaded.locate(())
+
+
+def locate_in_inputs(err: InputError, inputs: Inputs) -> InputError:
+    """Give every problem of a plan or a renderer a place in the inputs: a profile key path at
+    its line in the profile (or the profile it extends), a generated config's at its origin."""
+    out: list[Problem] = []
+    for p in err.problems:
+        if p.location is not None:
+            out.append(p)
+        elif p.file is not None and p.file.startswith(f"{CONFIG_DIR}/"):
+            out.append(replace(p, location=config_origin(inputs, p.path),
+                               message=f"{p.file}: {p.message}" if p.path else p.message))
+        elif p.file is None or p.file in inputs.site.files:
+            out.append(replace(p, location=inputs.site.locate(p.path)))
+        else:
+            out.append(p)
+    return InputError(out)
+
+
 def _layout_choices(layout: NodeLayout, shape: RankShape, plan_ppn: int) -> list[Choice]:
     out = [Choice("xstreams per process", shape.describe(),
                   "threads: progress/rpc/io/primary of the service (layout.py policy)")]
@@ -187,6 +237,18 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
                    location=None if "nodes" in inputs.overrides else
                    inputs.service.locate(("nodes",)),
                    hint=f"use at most {site.nodes} nodes")
+    shape = RankShape.of(service)
+    per_rank = 1 + shape.progress_dedicated + shape.rpc + shape.io  # + __primary__
+    xstreams = service.processes_per_node * per_rank
+    if xstreams > NODE_XSTREAMS.value:
+        ppn_given = "ppn" in inputs.overrides
+        raise fail(NODE_XSTREAMS.exceeded(
+            f"{service.processes_per_node} processes per node x {per_rank} xstreams is "
+            f"{xstreams:,} xstreams on a node"),
+            file=f"--ppn {inputs.overrides['ppn']}" if ppn_given else None,
+            location=None if ppn_given else inputs.service.locate(("processes_per_node",)),
+            path=() if ppn_given else ("processes_per_node",),
+            hint="use fewer processes per node or fewer rpc/io threads per process")
     choices: list[Choice] = [
         Choice("nodes", service.nodes, "--nodes" if "nodes" in inputs.overrides
                else "service description"),
@@ -231,7 +293,8 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     if errors:
         raise InputError([replace(x.to_problem(f"{CONFIG_DIR}/{config_name(r)}"),
                                   message=f"generated config of local rank {r}: "
-                                  f"{x.pointer}: {x.message} (rule {x.rule})")
+                                  f"{x.pointer}: {x.message} (rule {x.rule})",
+                                  location=config_origin(inputs, x.path))
                           for r, x in errors])
     warnings = [(r, x) for r, x in issues if x.severity != "error"]
     plan = DeploymentPlan(site=site, site_files=list(inputs.site.files), service=service,
@@ -267,6 +330,7 @@ def render_files(plan: DeploymentPlan) -> dict[str, str]:
 def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
              warnings: list[tuple[int, ConfigIssue]]) -> dict[str, Any]:
     return {
+        "format": MANIFEST_FORMAT,
         "tool": {"name": "bedrock-deploy", "version": __version__},
         "site": plan.site.name,
         "service": plan.service.name,
@@ -317,6 +381,24 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def is_deployment(directory: Path) -> bool:
+    """Was ``directory`` written by bedrock-deploy (its manifest says so)?"""
+    path = directory / MANIFEST
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
+            return False
+        data = json_source.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    if data.get("format") == MANIFEST_FORMAT:
+        return True
+    tool = data.get("tool")
+    return isinstance(tool, dict) and tool.get("name") == "bedrock-deploy" and \
+        all(isinstance(data.get(k), dict | list) for k in ("inputs", "files", "layout"))
+
+
 def _check_target(out: Path, force: bool) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise fail(f"{out} exists and is not a directory", file=str(out),
@@ -325,31 +407,69 @@ def _check_target(out: Path, force: bool) -> None:
         if not force:
             raise fail(f"{out} already exists", file=str(out),
                        hint="pass --force to replace it (atomically), or choose another -o")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise fail(f"{out} is not a bedrock-deploy deployment (no {MANIFEST}); --force "
-                       "only replaces deployments", file=str(out),
+        if any(out.iterdir()) and not is_deployment(out):
+            raise fail(f"{out} is not a bedrock-deploy deployment (no {MANIFEST} written by "
+                       "bedrock-deploy); --force only replaces deployments", file=str(out),
                        hint="choose an empty or new directory")
 
 
+def _write_file(path: Path, text: str, mode: int) -> None:
+    """Create ``path`` with exactly ``mode`` (not masked by the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(text.encode("utf-8", errors="surrogateescape"))
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(path: Path, stop: Path) -> None:
+    """``mkdir -p`` below ``stop`` with mode 0755 whatever the umask."""
+    missing = []
+    while path != stop and not path.exists():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        d.mkdir()
+        d.chmod(DIRECTORY_MODE)
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some space on that file system, or write elsewhere (-o)",
+    errno.EDQUOT: "your disk quota is exhausted: free some space, or write elsewhere (-o)",
+    errno.EACCES: "check that the directory is writable, or write elsewhere (-o)",
+    errno.EROFS: "that file system is read-only: write elsewhere (-o)",
+}
+
+
 def write_tree(files: dict[str, str], out: Path, *, force: bool) -> None:
-    """Write ``files`` as directory ``out``: all of it or nothing."""
+    """Write ``files`` as directory ``out``: all of it or nothing. Files get mode 0644 (scripts
+    0755), directories 0755, whatever the umask. A failure to write (disk full, quota,
+    permissions) is an :class:`~bedrock_deploy.diagnostics.OutputError` and leaves neither a
+    partial directory nor the parents it created."""
     out = out.absolute()
     _check_target(out, force)
     parent = out.parent
+    created: list[Path] = []  # parents this call created, outermost first
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        created.insert(0, probe)
+        probe = probe.parent
+    tmp: Path | None = None
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise fail(f"cannot create {parent}: {err.strerror}", file=str(out)) from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
+        for d in created:
+            d.mkdir()
+            d.chmod(DIRECTORY_MODE)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
         for rel, text in files.items():
             path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            if rel.endswith(EXECUTABLE_SUFFIXES):
-                path.chmod(0o755)
-        (tmp / RUN_DIR).mkdir(exist_ok=True)
-        tmp.chmod(0o755)
+            _make_dirs(path.parent, tmp)
+            _write_file(path, text, EXECUTABLE_MODE if rel.endswith(EXECUTABLE_SUFFIXES)
+                        else FILE_MODE)
+        _make_dirs(tmp / RUN_DIR, tmp)
+        tmp.chmod(DIRECTORY_MODE)
         if out.exists():
             if _exchange(tmp, out):
                 shutil.rmtree(tmp)  # tmp now holds the old deployment
@@ -361,8 +481,15 @@ def write_tree(files: dict[str, str], out: Path, *, force: bool) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        if isinstance(err, OSError):
+            raise OutputError(str(out), err.strerror or str(err), _WRITE_HINTS.get(
+                err.errno or 0)) from None
         raise
 
 
@@ -385,7 +512,8 @@ def make_inputs(site: str | Path | LoadedSite, service: str | Path | LoadedServi
             if isinstance(val, bool) or not isinstance(val, int):
                 raise fail(f"--{key} must be a whole number (got {val!r})", file=f"--{key}")
             if val < 1:
-                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}")
+                raise fail(f"--{key} must be at least 1 (got {val})", file=f"--{key}",
+                           hint=f"give --{key} a whole number from 1")
             overrides[key] = val
     for key, path in (("--margo-info", margo_info), ("--fi-info", fi_info)):
         if path is not None and not Path(path).is_file():
@@ -409,7 +537,10 @@ def write_deployment(plan: DeploymentPlan, out: str | Path, *, force: bool = Fal
         raise fail("this plan records no inputs (it was not made by bedrock_deploy.plan), so "
                    "no manifest can be written", hint="make the plan with bedrock_deploy.plan()")
     check_target(out, force)
-    files = render_files(plan)
+    try:
+        files = render_files(plan)
+    except InputError as err:  # renderers know key paths, not lines: find them
+        raise locate_in_inputs(err, plan.inputs) from None
     files[MANIFEST] = json.dumps(manifest(plan, plan.inputs, files, list(plan.warnings)),
                                  indent=2) + "\n"
     write_tree(files, Path(out), force=force)

@@ -34,7 +34,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bedrock_deploy.cpulist import CpuListError, format_cpulist, parse_cpulist
-from bedrock_deploy.diagnostics import InputError, fail
+from bedrock_deploy.diagnostics import InputError, SourceLocation, fail, printable
+from bedrock_deploy.files import read_input_bytes
+from bedrock_deploy.limits import MAX_CPU_ID, NODE_CPUS, REPORT_BYTES
 from bedrock_deploy.site_profile import Nic, NicKind, Node, NumaDomain
 
 GIB = 1024**3
@@ -343,14 +345,20 @@ def parse_hwloc_bitmap(text: str) -> set[int]:
     an infinite set (dropped).
     """
     value = 0
-    for word in text.strip().split(","):
-        w = word.strip().removeprefix("0x")
-        if w == "f...f":
-            continue
+    words = [w.strip().removeprefix("0x") for w in text.strip().split(",")]
+    words = [w for w in words if w != "f...f"]
+    while words and words[0].strip("0") == "":
+        words.pop(0)  # leading zero words
+    if len(words) > NODE_CPUS.value // 32:
+        raise ProbeError(NODE_CPUS.exceeded(f"the hwloc bitmap {text[:40]!r}... has bits above "
+                                            f"CPU {MAX_CPU_ID}"))
+    for w in words:
         try:
+            if len(w) > 8:
+                raise ValueError(w)
             value = (value << 32) | (int(w, 16) if w else 0)  # an empty word is a zero word
         except ValueError:
-            raise ProbeError(f"{text!r} is not an hwloc bitmap") from None
+            raise ProbeError(f"{text[:60]!r} is not an hwloc bitmap") from None
     out: set[int] = set()
     i = 0
     while value:
@@ -369,20 +377,27 @@ def read_hwloc_xml(path: str | Path) -> ProbeResult:
     try:
         return _read_hwloc_xml(Path(path))
     except ProbeError as err:
-        raise fail(str(err), file=str(path),
+        raise fail(str(err), file=str(path), location=SourceLocation(str(path), 1, 1),
                    hint="give the output of 'lstopo --of xml > FILE' (hwloc 2.x)") from None
 
 
 def _read_hwloc_xml(p: Path) -> ProbeResult:
+    data = read_input_bytes(p, REPORT_BYTES)
     try:
-        tree = ET.parse(p)
-    except FileNotFoundError:
-        raise fail("file not found", file=str(p), hint="give the output of "
-                   "'lstopo --of xml > FILE' (hwloc 2.x)") from None
-    except (ET.ParseError, OSError) as err:
+        top = ET.fromstring(data)
+    except ET.ParseError as err:
+        line, column = err.position
         raise fail(f"not an hwloc XML file: {err}", file=str(p),
+                   location=SourceLocation(str(p), max(1, line), column + 1),
                    hint="give the output of 'lstopo --of xml > FILE' (hwloc 2.x)") from None
-    top = tree.getroot()
+    try:
+        return _hwloc_topology(top, p)
+    except (ValueError, TypeError, ValidationError, CpuListError) as err:
+        # an attribute that is not a number (os_index="x"), a node no profile can hold
+        raise ProbeError(f"unusable hwloc topology: {err}") from None
+
+
+def _hwloc_topology(top: ET.Element, p: Path) -> ProbeResult:
     machine = top.find("object")
     if top.tag != "topology" or machine is None or machine.get("type") != "Machine":
         raise fail("not an hwloc topology: no <topology><object type='Machine'>", file=str(p),
@@ -618,13 +633,15 @@ def profile_document(
         "sources": sources,
     }
     header = [
-        f"Site profile of host {result.hostname!r}, written by `bedrock-deploy probe`"
+        f"Site profile of host {printable(repr(result.hostname))}, written by "
+        "`bedrock-deploy probe`"
         + (f" on {when}" if when else "") + ".",
-        f"Topology read from {result.source}.",
+        f"Topology read from {printable(result.source)}.",
         "Review before use: reserved_cores (cores kept for the OS) cannot be probed; scheduler,",
         "launcher, engine and spack are single-host defaults; transports follow the NIC kinds",
         "found (the fastest fabric first, then ofi+tcp, then na+sm within one node).",
-        *[f"note: {n}" for n in result.notes + reported.notes],
+        # comment lines: what came from inputs (file and host names) cannot start a YAML line
+        *[f"note: {printable(n)}" for n in result.notes + reported.notes],
     ]
     return data, "\n".join(header)
 

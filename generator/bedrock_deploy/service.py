@@ -30,6 +30,7 @@ Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
 from __future__ import annotations
 
 import copy
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -39,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.files import read_input_text
 from bedrock_deploy.plan import Role
 from bedrock_deploy.validation import validate_model
 from bedrock_deploy.yaml_source import Locations, YamlDocument, locate, parse_yaml
@@ -253,9 +255,62 @@ class ServiceDescription(_Strict):
         return self.model_copy(update=update) if update else self
 
 
-def check_service(service: ServiceDescription) -> list[Problem]:
-    """Cross-field checks: unique names and provider ids, dependencies on earlier providers."""
+# Provider config keys that name files or directories, at any depth: flock's group "file";
+# the path of yokan's rocksdb, leveldb, lmdb, unqlite, gdbm and tkrzw databases, berkeleydb's
+# "home" and "file"; warabi's pmdk and abtio targets' "path". Engines run in DIR/run; what a
+# service names must stay there (``../../victim.txt`` would make the job delete and overwrite a
+# file outside the deployment).
+PATH_KEYS = frozenset({"file", "path", "filename", "home", "dir", "directory"})
+PATH_KEY_SUFFIXES = ("_file", "_path", "_filename", "_dir", "_directory")
+
+
+def _is_path_key(key: str) -> bool:
+    return key in PATH_KEYS or key.endswith(PATH_KEY_SUFFIXES)
+
+
+def path_problem(value: str) -> str | None:
+    """Why a path from a service would leave the deployment's run directory (or is unusable),
+    or None."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return f"the path {value!r} holds a control character"
+    if value.startswith("/"):
+        return f"the path {value!r} is absolute: it must stay inside the deployment"
+    if value.startswith("~"):
+        return f"the path {value!r} starts with '~': it must stay inside the deployment"
+    normal = posixpath.normpath(value) if value else value
+    if normal == ".." or normal.startswith("../"):
+        return f"the path {value!r} leaves the deployment's run directory"
+    return None
+
+
+def check_paths(config: Any, at: KeyPath) -> list[Problem]:
+    """Every file or directory a provider config names stays inside DIR/run."""
     problems: list[Problem] = []
+    stack: list[tuple[Any, KeyPath]] = [(config, at)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = (*path, str(key))
+                if isinstance(value, str) and _is_path_key(str(key)):
+                    why = path_problem(value)
+                    if why is not None:
+                        problems.append(Problem(
+                            why, path=sub, hint="write a path relative to the deployment's run "
+                            "directory (DIR/run, where the engines run), without '..' above it"))
+                else:
+                    stack.append((value, sub))
+        elif isinstance(node, list):
+            stack += [(item, (*path, i)) for i, item in enumerate(node)]
+    return sorted(problems, key=lambda p: [str(x) for x in p.path])
+
+
+def check_service(service: ServiceDescription) -> list[Problem]:
+    """Cross-field checks: unique names and provider ids, dependencies on earlier providers,
+    files named by providers inside the deployment."""
+    problems: list[Problem] = []
+    for i, c in enumerate(service.components):
+        problems += check_paths(c.config, ("components", i, "config"))
     names: dict[str, int] = {}
     ids: dict[int, int] = {}
     for i, c in enumerate(service.components):
@@ -352,8 +407,14 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
     for i, p in enumerate(data.get("providers", [])):
         if not isinstance(p, dict):
             raise fail("a provider is a JSON object", path=("providers", i),
-                       location=where(("providers", i)))
-        deps = dict(p.get("dependencies", {}) or {})
+                       location=where(("providers", i)),
+                       hint='write {"name": ..., "type": ..., "provider_id": ...}')
+        raw_deps = p.get("dependencies", {}) or {}
+        if not isinstance(raw_deps, dict):
+            raise fail('"dependencies" must be an object', path=("providers", i, "dependencies"),
+                       location=where(("providers", i, "dependencies")),
+                       hint='write e.g. {"pool": "__primary__"}')
+        deps = dict(raw_deps)
         pool = deps.pop("pool", None)
         role: str | None = None
         if p.get("type") == "abt_io" or (isinstance(pool, str) and "io" in pool.lower()):
@@ -384,8 +445,14 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         components.append(comp)
     xs = margo.get("argobots", {}).get("xstreams", []) if isinstance(
         margo.get("argobots"), dict) else []
-    io_count = sum(1 for x in xs if isinstance(x, dict)
-                   and (x.get("scheduler") or {}).get("pools", [None])[:1][0] in pools_of_io)
+
+    def first_pool(x: Any) -> str | None:
+        sched = x.get("scheduler") if isinstance(x, dict) else None
+        pools = sched.get("pools") if isinstance(sched, dict) else None
+        first = pools[0] if isinstance(pools, list) and pools else None
+        return first if isinstance(first, str) else None
+
+    io_count = sum(1 for x in xs if first_pool(x) in pools_of_io) if isinstance(xs, list) else 0
     if io_count:
         threads["io"] = io_count
     used = {KNOWN_LIBRARIES.get(str(c.get("type"))) for c in components} | \
@@ -423,12 +490,12 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
 
 def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fail("file not found", file=str(p),
-                   hint="give a service description (.yaml) or a Bedrock config (.json)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise fail(f"cannot read file: {err}", file=str(p)) from None
+        text = read_input_text(p)
+    except InputError as err:
+        if err.problems[0].message == "file not found":
+            raise fail("file not found", file=str(p), hint="give a service description "
+                       "(.yaml) or a Bedrock config (.json)") from None
+        raise
     is_json = p.suffix == ".json" or text.lstrip().startswith("{")
     if is_json:
         from bedrock_deploy.bedrock_validator import load_json_located
@@ -454,7 +521,8 @@ def _with_bedrock_config(doc: YamlDocument, base: Path
     where = doc.locate(("bedrock_config",))
     if not isinstance(ref, str | dict):
         raise fail("bedrock_config is the path of a Bedrock JSON config",
-                   path=("bedrock_config",), location=where)
+                   path=("bedrock_config",), location=where,
+                   hint="write e.g. 'bedrock_config: mofka-config.json' (relative to this file)")
     if "components" in doc.data:
         raise fail("give either 'components' or 'bedrock_config', not both",
                    path=("components",), location=doc.locate(("components",)),
@@ -470,7 +538,7 @@ def _with_bedrock_config(doc: YamlDocument, base: Path
         jdoc, is_json = _read_doc(jp)
         if not is_json:
             raise fail("bedrock_config must name a JSON file", path=("bedrock_config",),
-                       location=where)
+                       location=where, hint="name a Bedrock config written in JSON (.json)")
         json_file = str(jp)
     derived, notes = _from_bedrock_json(jdoc.data, jdoc.file, jdoc.locate, "derived")
     data = dict(doc.data)

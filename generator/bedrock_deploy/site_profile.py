@@ -8,6 +8,7 @@ and a test keeps the two in sync. Unknown keys are rejected everywhere. Loading 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -20,11 +21,13 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from bedrock_deploy.cpulist import CpuListError, format_cpulist, parse_cpulist
 from bedrock_deploy.diagnostics import Problem
+from bedrock_deploy.limits import MAX_CPU_ID, NODE_CPUS, NUMA_DOMAINS
 
 if TYPE_CHECKING:
     from bedrock_deploy.launch.registry import Registry
@@ -51,17 +54,49 @@ def _cpus(value: object) -> object:
 _CPULIST_JSON_SCHEMA: dict[str, object] = {
     "anyOf": [
         {"type": "string", "pattern": r"^\s*(\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*)?\s*$"},
-        {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        {"type": "integer", "minimum": 0},
+        {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_CPU_ID}},
+        {"type": "integer", "minimum": 0, "maximum": MAX_CPU_ID},
     ],
     "description": "CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints",
 }
 
+def _cpu_id(cpu: int) -> int:
+    if cpu > MAX_CPU_ID:
+        raise ValueError(NODE_CPUS.exceeded(f"CPU {cpu} is above the largest CPU id {MAX_CPU_ID}"))
+    return cpu
+
+
+CpuId = Annotated[int, Field(ge=0), AfterValidator(_cpu_id),
+                  WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_CPU_ID})]
+
 CpuList = Annotated[
-    list[Annotated[int, Field(ge=0)]],
+    list[CpuId],
     Field(description="CPU ids: a Linux cpulist string such as '0-51,104-155' or a list of ints"),
     PlainSerializer(format_cpulist, return_type=str, when_used="json"),
     WithJsonSchema(_CPULIST_JSON_SCHEMA, mode="validation"),
+]
+
+
+# An environment variable name as a shell can export it (POSIX "Name": letters, digits and
+# underscores, not starting with a digit; pubs.opengroup.org/onlinepubs/9799919799, XBD 3.216).
+# Checked when the profile loads, so a key such as "FOO\n" is an error at its line.
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not an environment variable name (letters, digits and "
+                         "'_', not starting with a digit)")
+    return name
+
+
+EnvName = Annotated[str, AfterValidator(_env_name),
+                    WithJsonSchema({"type": "string", "pattern": ENV_NAME_PATTERN})]
+Environment = Annotated[
+    dict[EnvName, str],
+    WithJsonSchema({"type": "object", "propertyNames": {"pattern": ENV_NAME_PATTERN},
+                    "additionalProperties": {"type": "string"}}),
 ]
 
 
@@ -145,6 +180,24 @@ class Node(_Strict):
     def total_cores(self) -> int:
         return self.sockets * self.cores_per_socket
 
+    @model_validator(mode="before")
+    @classmethod
+    def _within_limits(cls, data: object) -> object:
+        """Before anything is derived from the counts (a list per core...): the limits."""
+        if not isinstance(data, dict):
+            return data
+        counts = [data.get(k, 1) for k in ("sockets", "cores_per_socket", "threads_per_core")]
+        if all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
+            cpus = counts[0] * counts[1] * counts[2]
+            if cpus > NODE_CPUS.value:
+                raise ValueError(NODE_CPUS.exceeded(
+                    f"{counts[0]} sockets x {counts[1]} cores x {counts[2]} threads is "
+                    f"{cpus:,} CPUs"))
+        domains = data.get("numa_domains")
+        if isinstance(domains, list) and len(domains) > NUMA_DOMAINS.value:
+            raise ValueError(NUMA_DOMAINS.exceeded(f"{len(domains):,} NUMA domains"))
+        return data
+
 
 class TransportScope(StrEnum):
     inter_node = "inter-node"
@@ -166,7 +219,7 @@ class Transport(_Strict):
         default=TransportScope.inter_node,
         description="'inter-node' or 'intra-node' (na+sm reaches only processes on one node)",
     )
-    env: dict[str, str] = Field(default_factory=dict, description="environment for this fabric")
+    env: Environment = Field(default_factory=dict, description="environment for this fabric")
     launcher_flags: list[str] = Field(
         default_factory=list, description="flags the launcher needs, e.g. Slingshot VNI flags"
     )
@@ -228,7 +281,7 @@ class Launcher(_Strict):
     command: str | None = Field(default=None, description="executable, if not the usual one")
     flags: list[str] = Field(default_factory=list, description="extra launcher flags")
     mpi: str | None = Field(default=None, description="srun --mpi= plugin: pmix, pmi2, cray_shasta")
-    env: dict[str, str] = Field(default_factory=dict, description="environment for the launcher")
+    env: Environment = Field(default_factory=dict, description="environment for the launcher")
 
 
 class SpackExternal(_Strict):
@@ -289,7 +342,7 @@ class SiteProfile(_Strict):
     launcher: Launcher
     spack: Spack = Field(default_factory=Spack)
     engine: EngineKind = Field(default=EngineKind.spack, description="spack or embedded")
-    env: dict[str, str] = Field(default_factory=dict, description="environment for every job")
+    env: Environment = Field(default_factory=dict, description="environment for every job")
     hooks: Hooks = Field(default_factory=Hooks)
     sources: list[str] = Field(
         default_factory=list, description="where the facts in this profile come from"

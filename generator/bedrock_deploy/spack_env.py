@@ -137,6 +137,7 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
             pkg = modules[ptype]["package"]
             tokens = used.setdefault(pkg, [])
             pcfg = prov.get("config", {}) or {}
+            pcfg = pcfg if isinstance(pcfg, dict) else {}  # the validator reports the type
             if ptype == "flock" and _bootstraps_with_mpi(pcfg):
                 uses_mpi = True
                 if "+mpi" not in tokens:
@@ -144,8 +145,8 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
                     why.setdefault(pkg, []).append("flock bootstraps its group with MPI")
             elif ptype == "yokan":
                 db = pcfg.get("database", {}) or {}
-                dbtype = db.get("type", "map")
-                if dbtype not in backends:
+                dbtype = db.get("type", "map") if isinstance(db, dict) else None
+                if not isinstance(dbtype, str) or dbtype not in backends:
                     problems.append(_config_problem(
                         rank, ("providers", i, "config", "database", "type"),
                         f"unknown yokan backend {dbtype!r}",

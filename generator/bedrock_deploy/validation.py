@@ -35,6 +35,13 @@ _HINTS: dict[str, str] = {
 }
 
 
+# Where every key of a document is described, when no more precise hint applies.
+_SCHEMA_HINTS = {
+    "SiteProfile": "'bedrock-deploy sites schema' describes every key of a site profile",
+    "ServiceDescription": "'bedrock-deploy service schema' describes every key of a service",
+}
+
+
 def _unwrap(annotation: Any) -> list[Any]:
     """Candidate inner types of an annotation (through Optional, list, dict, Annotated)."""
     origin = typing.get_origin(annotation)
@@ -114,6 +121,10 @@ def problems_from_validation(
             parent = _model_at(model, path[:-1])
             f = parent.model_fields.get(str(path[-1])) if parent and path and \
                 isinstance(path[-1], str) else None
+            if f is None and len(path) >= 2 and isinstance(path[-2], str):
+                # a key of a dict-valued field (e.g. env: NAME -> value): that field's rule
+                grand = _model_at(model, path[:-2])
+                f = grand.model_fields.get(path[-2]) if grand else None
             base = _HINTS.get(etype)
             if etype.startswith("value_error") or etype == "assertion_error":
                 msg = msg.removeprefix("Value error, ")
@@ -124,6 +135,10 @@ def problems_from_validation(
             if "input" in e and etype not in ("value_error",) and not isinstance(
                     e["input"], dict | list):
                 msg = f"{msg} (got {e['input']!r})"
+        if "(limit max_" in msg:
+            hint = "; ".join(x for x in (hint, "the limits are in docs/limits.md: no real "
+                                         "input comes near them") if x)
+        hint = hint or _SCHEMA_HINTS.get(model.__name__, "see the documentation of this key")
         # a missing key is reported at its parent mapping
         loc_path = path[:-1] if etype == "missing" else path
         if (path, msg) in seen:

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from bedrock_deploy import api
 from bedrock_deploy.generate import check_target
+from bedrock_deploy.terminal import make_console, printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,12 +51,12 @@ def _generate(args: argparse.Namespace) -> int:
                   sys.stdout, indent=2)
         print()
         return 0
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = make_console(stderr=True, soft_wrap=True)
     for rank, w in plan.warnings:
         err.print(f"local rank {rank}: " + w.format(f"configs/rank-{rank}.json"), markup=False)
-    print(f"wrote {out}/ ({len(deployment.files)} files): {plan.service.name} on "
+    print(f"wrote {printable(out)}/ ({len(deployment.files)} files): {plan.service.name} on "
           f"{plan.site.name}, {plan.nodes} node(s) x {plan.processes_per_node} processes, "
           f"{plan.transport.protocol}")
     for note in plan.layout.notes:
-        print(f"  note: {note}")
+        print(f"  note: {printable(note)}")
     return 0

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from bedrock_deploy import api
 from bedrock_deploy.diagnostics import fail
 from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.layout_picture import render_svg, render_terminal
+from bedrock_deploy.terminal import make_console, printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,7 +51,7 @@ def _layout(args: argparse.Namespace) -> int:
                     transport=args.transport)
     if args.svg is not None:
         write_atomically(args.svg, render_svg(plan))
-    Console().print(render_terminal(plan))
+    make_console().print(render_terminal(plan))
     if args.svg is not None:
-        print(f"wrote {args.svg}")
+        print(f"wrote {printable(args.svg)}")
     return 0

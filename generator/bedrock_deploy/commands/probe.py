@@ -11,6 +11,7 @@ from bedrock_deploy.diagnostics import InputError, Problem, SourceLocation
 from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.probe import probe, profile_document, render_profile_yaml
 from bedrock_deploy.site_profile import SiteProfile, check_site
+from bedrock_deploy.terminal import printable
 from bedrock_deploy.validation import validate_model
 
 
@@ -54,7 +55,7 @@ def _probe(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     out = write_text_atomic(args.output, text)
-    print(f"wrote {out} ({result.source}: {result.node.sockets} socket(s) x "
+    print(f"wrote {printable(out)} ({printable(result.source)}: {result.node.sockets} socket(s) x "
           f"{result.node.cores_per_socket} cores x {result.node.threads_per_core} threads, "
           f"{len(result.node.numa_domains)} NUMA domain(s), {len(result.node.nics)} NIC(s))",
           file=sys.stderr)

@@ -7,12 +7,11 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
-
 from bedrock_deploy.api import load_service
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.service import ServiceDescription
+from bedrock_deploy.terminal import make_console, printable
 
 
 def service_schema() -> dict[str, Any]:
@@ -60,8 +59,8 @@ def _validate(args: argparse.Namespace) -> int:
         return 2 if failed else 0
     for r in results:
         if r["valid"]:
-            print(f"{r['file']}: valid ({r['name']}: {', '.join(r['components'])})")
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+            print(f"{printable(r['file'])}: valid ({r['name']}: {', '.join(r['components'])})")
+    console = make_console(stderr=True, soft_wrap=True)
     for error in failed:
         for p in error.problems:
             console.print(p.format(), markup=False)

@@ -7,14 +7,15 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from ruamel.yaml import YAML
 
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.files import write_text_atomic
 from bedrock_deploy.site_profile import SiteProfile
 from bedrock_deploy.sites import NODE_PROBE, load_site, shipped_profiles
+from bedrock_deploy.terminal import make_console, printable
 
 
 def site_schema() -> dict[str, Any]:
@@ -73,8 +74,9 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = Table("name", "scheduler", "launcher", "first transport", "description")
     for r in rows:
-        table.add_row(r["name"], r["scheduler"], r["launcher"], r["transport"], r["description"])
-    Console().print(table)
+        table.add_row(*(Text(printable(r[k])) for k in ("name", "scheduler", "launcher",
+                                                       "transport", "description")))
+    make_console().print(table)
     return 0
 
 
@@ -85,7 +87,8 @@ def _show(args: argparse.Namespace) -> int:
         json.dump(data, sys.stdout, indent=2)
         print()
         return 0
-    print(f"# {loaded.profile.name}: merged from " + " <- ".join(loaded.files))
+    print(f"# {loaded.profile.name}: merged from "
+          + " <- ".join(printable(f) for f in loaded.files))
     yaml = YAML()
     yaml.default_flow_style = None
     yaml.width = 100
@@ -108,10 +111,10 @@ def _validate(args: argparse.Namespace) -> int:
         json.dump(results, sys.stdout, indent=2)
         print()
         return 2 if failed else 0
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = make_console(stderr=True, soft_wrap=True)
     for r in results:
         if r["valid"]:
-            print(f"{r['file']}: valid")
+            print(f"{printable(r['file'])}: valid")
     for err in failed:
         for p in err.problems:
             console.print(p.format(), markup=False)

@@ -27,6 +27,7 @@ from bedrock_deploy.resources import share_path
 from bedrock_deploy.sites import load_site
 from bedrock_deploy.spack_check import check_against_plan, check_manifest
 from bedrock_deploy.spack_env import next_steps
+from bedrock_deploy.terminal import make_console
 from bedrock_deploy.yaml_source import load_yaml
 
 RESULT_MARK = "BEDROCK_DEPLOY_RESULT "
@@ -113,7 +114,7 @@ def _check(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"manifest": str(manifest), "structural": "passed",
                               "checked_against_plan": plan is not None,
                               "specs": specs, "spack": None, "next": next_steps(env_dir)}
-    out = Console(highlight=False, soft_wrap=True)
+    out = make_console(soft_wrap=True)
     spack = find_spack(args.spack)
     if spack is None:
         result["spack"] = "not found"
@@ -166,7 +167,7 @@ def run_spack_api(spack: Path, env_dir: Path, concretize: bool, *,
         cmd.append("--concretize")
     what = ("Concretizing with Spack (the solver takes about a minute)" if concretize
             else "Validating with Spack")
-    err_console = Console(stderr=True)
+    err_console = make_console(stderr=True)
     if quiet:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     else:

@@ -24,6 +24,7 @@ from bedrock_deploy.deployment import Deployment, job_environment, load_launch_i
 from bedrock_deploy.errors import ServiceError
 from bedrock_deploy.launch.scheduler import JobStatus
 from bedrock_deploy.running import BatchJob, LocalScript, RunningService
+from bedrock_deploy.terminal import make_console
 
 __all__ = ["job_environment", "load_launch_info", "register"]  # the last two: kept for callers
 
@@ -52,7 +53,7 @@ def _submit(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(command.shell())
         return 0
-    console = Console(stderr=True, highlight=False)
+    console = make_console(stderr=True)
     try:
         # a script run here in the foreground ends with this command (pdeathsig)
         running = deployment.submit(wait=False, duration=args.duration, client=args.client,

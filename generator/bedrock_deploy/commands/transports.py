@@ -11,11 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from bedrock_deploy.sites import load_site
+from bedrock_deploy.terminal import make_console, printable
 from bedrock_deploy.transports import HostReports, TransportSelection, Usable, select_transport
 
 _STYLE = {Usable.yes: "green", Usable.no: "red", Usable.unknown: "yellow"}
@@ -73,11 +73,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print(selection: TransportSelection, site: str, ignored: list[str]) -> None:
-    console = Console(highlight=False)
+    console = make_console()
     c = selection.choice
-    console.print(Text(f"site {site}, {selection.nodes} node(s)", style="bold"))
+    console.print(Text(f"site {printable(site)}, {selection.nodes} node(s)", style="bold"))
     for source in selection.sources or ("none: the site profile is trusted",):
-        console.print(Text(f"  report: {source}"), soft_wrap=True)
+        console.print(Text(f"  report: {printable(source)}"), soft_wrap=True)
     table = Table(show_lines=True)
     table.add_column("candidate", overflow="fold")
     table.add_column("protocol", overflow="fold")
@@ -85,17 +85,17 @@ def _print(selection: TransportSelection, site: str, ignored: list[str]) -> None
     table.add_column("chosen?")
     table.add_column("reason", overflow="fold", ratio=1)
     for v in selection.verdicts:
-        table.add_row(v.candidate, v.protocol,
+        table.add_row(Text(printable(v.candidate)), Text(printable(v.protocol)),
                       Text(v.reported_usable.value, style=_STYLE[v.reported_usable]),
                       Text("yes", style="bold green") if v.chosen else "no",
-                      Text(v.reason))
+                      Text(printable(v.reason)))
     console.print(table)
-    console.print(Text(f"chosen: {c.name} -> {c.protocol}", style="bold"))
+    console.print(Text(f"chosen: {printable(c.name)} -> {printable(c.protocol)}", style="bold"))
     details = [("provider", c.provider or "-"), ("fabrics", ",".join(c.fabrics) or "-"),
                ("env", " ".join(f"{k}={v}" for k, v in c.env.items()) or "-"),
                ("launcher flags", " ".join(c.launcher_flags) or "-"),
                ("mercury", json.dumps(c.mercury) if c.mercury else "-")]
     for key, value in details:
-        console.print(Text(f"  {key}: {value}"), soft_wrap=True)
+        console.print(Text(f"  {key}: {printable(value)}"), soft_wrap=True)
     for note in [*selection.notes, *ignored]:
-        console.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
+        console.print(Text(f"note: {printable(note)}", style="yellow"), soft_wrap=True)

@@ -28,6 +28,7 @@ from rich.progress import Progress as RichProgressBar
 from rich.table import Table
 
 from bedrock_deploy.plan import GROUP_FILE, RUN_DIR
+from bedrock_deploy.terminal import make_console
 from bedrock_deploy.up import (
     DEFAULT_KEYS,
     DEFAULT_PROCESSES,
@@ -166,8 +167,8 @@ def _up(args: argparse.Namespace) -> int:
                      serve=args.serve, force=args.force, transport=args.transport,
                      timeout=args.timeout,
                      stop_timeout=args.stop_timeout)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    out = err if args.json else Console(highlight=False, soft_wrap=True)
+    err = make_console(stderr=True, soft_wrap=True)
+    out = err if args.json else make_console(soft_wrap=True)
     if not out.is_terminal:
         out.width = max(out.width, 120)  # logs and pipes: keep table rows on one line
     progress = RichProgress(err)
@@ -235,5 +236,6 @@ def _finish(args: argparse.Namespace, result: UpResult | None, status: int,
         json.dump(report, sys.stdout, indent=2)
         print()
     if status == 1 and result is not None and not args.json:
-        Console(stderr=True).print("[red]some checks failed[/] (see the tables above: ok = NO)")
+        make_console(stderr=True).print(
+            "[red]some checks failed[/] (see the tables above: ok = NO)")
     return status

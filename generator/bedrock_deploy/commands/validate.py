@@ -6,10 +6,9 @@ import argparse
 import json
 import sys
 
-from rich.console import Console
-
 from bedrock_deploy.bedrock_validator import validate_file
 from bedrock_deploy.sites import load_site
+from bedrock_deploy.terminal import make_console, printable
 
 EXIT_INVALID = 2
 
@@ -42,11 +41,11 @@ def _validate(args: argparse.Namespace) -> int:
                    for f, issues, errors in results], sys.stdout, indent=2)
         print()
         return EXIT_INVALID if failed else 0
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = make_console(stderr=True, soft_wrap=True)
     for f, issues, errors in results:
         for i in issues:
             err.print(i.format(f), markup=False)
         warnings = len(issues) - len(errors)
         status = "valid" if not errors else f"{len(errors)} error(s)"
-        print(f"{f}: {status}" + (f", {warnings} warning(s)" if warnings else ""))
+        print(f"{printable(f)}: {status}" + (f", {warnings} warning(s)" if warnings else ""))
     return EXIT_INVALID if failed else 0

@@ -17,9 +17,10 @@ in their registries (:mod:`.scheduler`, :mod:`.launcher`); this module only asse
 context their templates share.
 
 Every value that comes from a profile or a service is shell-quoted by the ``sh`` filter
-(:func:`shlex.quote`) or, on directive lines, checked for control characters; the only raw shell
-the scripts contain besides the templates is the site's ``hooks`` (shell lines by definition,
-written by the site's administrators). Templates live in ``share/templates/launch/``.
+(:func:`shlex.quote`), escaped by the ``in_comment`` and ``comment`` filters on ``#`` lines,
+or, on directive lines, checked for control characters; the only raw shell the scripts contain
+besides the templates is the site's ``hooks`` (shell lines by definition, written by the site's
+administrators). Templates live in ``share/templates/launch/``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import jinja2
 
 from bedrock_deploy import __version__
 from bedrock_deploy.cpulist import format_cpulist
-from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.diagnostics import fail, printable
 from bedrock_deploy.launch.binding import is_pinned, rank_cpus
 from bedrock_deploy.launch.launcher import launcher_for
 from bedrock_deploy.launch.scheduler import job_name, scheduler_for
@@ -76,10 +77,17 @@ def sh(value: object) -> str:
 
 def comment(text: str, width: int = 96) -> str:
     """Jinja2 filter: ``text`` as ``# `` comment lines of at most ``width`` characters
-    (newlines in ``text`` cannot escape the comment)."""
-    return textwrap.fill(" ".join(str(text).split()), width=width, initial_indent="# ",
-                         subsequent_indent="# ", break_long_words=False,
+    (newlines in ``text`` cannot escape the comment; other control characters are escaped)."""
+    return textwrap.fill(printable(" ".join(str(text).split())), width=width,
+                         initial_indent="# ", subsequent_indent="# ", break_long_words=False,
                          break_on_hyphens=False)
+
+
+def in_comment(value: object) -> str:
+    """Jinja2 filter: a value inside a ``#`` comment line, whatever it holds: newlines and
+    other control characters are written as escapes, so it cannot end the comment (a profile
+    file named "x\\ntouch y.yaml" must not add a command to the script)."""
+    return printable(value)
 
 
 def _environment() -> jinja2.Environment:
@@ -91,6 +99,7 @@ def _environment() -> jinja2.Environment:
         comment_start_string="{##", comment_end_string="##}")
     env.filters["sh"] = sh
     env.filters["comment"] = comment
+    env.filters["in_comment"] = in_comment
     return env
 
 
@@ -109,7 +118,7 @@ def embedded_engine_dir() -> str:
 def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ...]
                ) -> list[tuple[str, str]]:
     for key in values:
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise fail(f"{key!r} is not an environment variable name", path=(*path, key),
                        file=plan.site_files[0] if plan.site_files else None,
                        hint="use letters, digits and '_' and do not start with a digit")

@@ -25,7 +25,7 @@ from typing import Any
 from bedrock_deploy.transports.report_text import UnknownLine, numbered_lines, parse_error
 
 _KEY_VALUE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):(?:\s+(.*))?$")
-_GETINFO_ERROR = re.compile(r"^fi_getinfo:\s*(-?\d+)")
+_GETINFO_ERROR = re.compile(r"^fi_getinfo:\s*(-?\d{1,9})\b")  # libfabric errnos are small
 _SHORT_KEYS = {"fabric": "fabric", "domain": "domain", "version": "version", "type": "ep_type",
                "protocol": "protocol"}
 _VERBOSE_KEYS = {
@@ -171,7 +171,7 @@ def parse_fi_info(text: str, file: str) -> FiInfoReport:
             error = abs(int(err.group(1)))
             continue
         # "FI_PROTO_XNETfi_getinfo: -61": stdout's last line has no newline before stderr
-        glued = re.search(r"fi_getinfo:\s*(-?\d+)$", stripped)
+        glued = re.search(r"fi_getinfo:\s*(-?\d{1,9})$", stripped)
         if glued and not verbose:
             error = abs(int(glued.group(1)))
             stripped = stripped[: glued.start()]

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bedrock_deploy.transports.report_text import (
-    UnknownLine,
-    line_of_offset,
-    numbered_lines,
-    parse_error,
-)
+from bedrock_deploy.diagnostics import InputError
+from bedrock_deploy.json_source import parse_json
+from bedrock_deploy.transports.report_text import UnknownLine, numbered_lines, parse_error
 
 _NOT_FOUND = re.compile(r'^No protocol found for "(.*)"')
 _STD_PROTOCOL_END = 30  # std rows are "%-10s%20s%20s": the protocol column ends at 30
@@ -102,24 +98,27 @@ def _parse_json(text: str, file: str, first_line: int, not_found: str | None,
     for _ in range(first_line - 1):
         start = text.index("\n", start) + 1
     start = text.index("{", start)
+    # blank out what comes before the JSON, keeping every line and column where it is
+    masked = re.sub(r"[^\n]", " ", text[:start]) + text[start:]
     try:
-        document = json.loads(text[start:])
-    except json.JSONDecodeError as err:
-        line, column = line_of_offset(text, start + err.pos)
-        raise parse_error(f"invalid JSON: {err.msg}", file=file, line=line, column=column,
-                          hint="the file is truncated; " + SAVE_HINT) from None
+        doc = parse_json(masked, file)
+    except InputError as err:
+        raise InputError([replace(p, hint="the file is truncated; " + SAVE_HINT)
+                          for p in err.problems]) from None
+    document = doc.data
     items = document.get("protocols") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise parse_error("hg_info JSON has no 'protocols' array", file=file, line=first_line,
                           hint=SAVE_HINT)
     protocols = []
     for i, item in enumerate(items):
+        where = doc.locate(("protocols", i))
         if not isinstance(item, dict) or not all(
                 isinstance(item.get(k), str) for k in ("class", "protocol", "device")):
             raise parse_error(f"protocols[{i}] needs string 'class', 'protocol' and 'device'",
-                              file=file, line=first_line, hint=SAVE_HINT)
+                              file=file, line=where.line, column=where.column, hint=SAVE_HINT)
         protocols.append(HgProtocol(item["class"], item["protocol"], item["device"],
-                                    first_line))
+                                    where.line))
     return HgInfoReport(file=file, format="json", protocols=tuple(protocols),
                         not_found=not_found, unknown_lines=tuple(unknown))
 

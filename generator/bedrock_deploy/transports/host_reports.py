@@ -9,12 +9,16 @@ so local deployments go through the same selection path).
 from __future__ import annotations
 
 import os
+import re
+import stat
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bedrock_deploy.diagnostics import InputError, Problem, fail
+from bedrock_deploy.files import decode_report, read_input_bytes
+from bedrock_deploy.limits import REPORT_BYTES
 from bedrock_deploy.transports.fi_info import (
     FiInfoReport,
     FiProviderList,
@@ -29,19 +33,24 @@ from bedrock_deploy.transports.margo_info import (
     parse_margo_info,
     parse_margo_info_json,
 )
+from bedrock_deploy.transports.report_text import strip_ansi
 
 ENGINE_NAME = "bedrock-engine"
 ENGINE_DIR_ENV = "BEDROCK_DEPLOY_ENGINE_DIR"  # read by bedrock_deploy.engine
 
 
 def read_report(path: Path, what: str) -> str:
-    """The text of a report file; unreadable files are bad input, not tracebacks."""
+    """The text of a report file (at most ``max_report_bytes``); unreadable files are bad input,
+    not tracebacks; a byte that is not UTF-8 becomes U+FFFD (tool outputs are read for a few
+    words)."""
     try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise fail(f"cannot read the {what} file: {err.strerror}", file=str(path),
-                   hint=f"give the path of a file holding {what} output") from None
-    return data.decode("utf-8", errors="replace")
+        data = read_input_bytes(path, REPORT_BYTES)
+    except InputError as err:
+        raise InputError([replace(
+            p, message=p.message if p.location else f"cannot read the {what} file: {p.message}",
+            hint=f"give the path of a file holding {what} output") for p in err.problems]
+        ) from None
+    return decode_report(data)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,9 @@ class HostReports:
         except OSError as err:
             raise fail(f"cannot run '{label}': {err.strerror}", file=str(exe),
                        hint="check that the engine is built and executable") from None
+        # Like margo-info, it leaves its debug log and JSON results in /tmp and prints their
+        # paths: we have read what we need from stdout, so remove them.
+        remove_side_files(proc.stdout)
         # Like margo-info, the exit code says nothing: only the rows count.
         try:
             report = parse_margo_info(proc.stdout, label)
@@ -128,6 +140,26 @@ class HostReports:
             "hg_info": self.hg_info.to_dict() if self.hg_info else None,
             "notes": list(self.notes),
         }
+
+
+# The side files margo-info (and bedrock-engine --info, which mimics it) creates with mkstemp.
+_SIDE_FILE = re.compile(r"/tmp/margo-info-(?:stderr|json)-[A-Za-z0-9]{6}(?![A-Za-z0-9])")
+
+
+def remove_side_files(stdout: str) -> list[str]:
+    """Remove the temporary files a margo-info run we started names in its output (only those:
+    regular files of ours with margo-info's mkstemp names); returns what was removed."""
+    removed = []
+    for path in dict.fromkeys(_SIDE_FILE.findall(strip_ansi(stdout))):
+        p = Path(path)
+        try:
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+                p.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def _load_margo_info(path: Path, notes: list[str]) -> MargoInfoReport:

@@ -13,17 +13,13 @@ Docs render the tabs as spaces, so a row is split on any whitespace (no field co
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bedrock_deploy.transports.report_text import (
-    UnknownLine,
-    line_of_offset,
-    numbered_lines,
-    parse_error,
-)
+from bedrock_deploy.diagnostics import InputError
+from bedrock_deploy.json_source import parse_json
+from bedrock_deploy.transports.report_text import UnknownLine, numbered_lines, parse_error
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9+;_.-]+://\S*$")
 _DESCRIPTION = re.compile(r"^###\s+(.*?)\s+###$")
@@ -190,39 +186,30 @@ _ROW_KEYS: dict[str, type] = {
 
 def parse_margo_info_json(text: str, file: str) -> MargoInfoReport:
     """Parse the JSON results file margo-info writes (``/tmp/margo-info-json-XXXXXX``)."""
-    decoder = json.JSONDecoder()
-    elements: list[tuple[int, Any]] = []  # (offset, element)
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise parse_error(f"invalid JSON: {err.msg}", file=file, line=err.lineno,
-                          column=err.colno,
-                          hint="the file is truncated or not margo-info's JSON output; "
-                          + SAVE_HINT) from None
+        doc = parse_json(text, file)
+    except InputError as err:
+        raise InputError([replace(p, hint=f"the file is truncated or not margo-info's JSON "
+                                  f"output; {SAVE_HINT}") for p in err.problems]) from None
+    document = doc.data
     if not isinstance(document, list):
         raise parse_error("margo-info JSON is an array of results; this is a "
                           f"{type(document).__name__}", file=file, line=1, hint=SAVE_HINT)
-    # Find where each element starts so problems can point at a line.
-    pos = text.index("[") + 1
-    for element in document:
-        while text[pos] in " \t\r\n,":
-            pos += 1
-        _value, end = decoder.raw_decode(text, pos)
-        elements.append((pos, element))
-        pos = end
-    if not elements:
+    if not document:
         raise parse_error("margo-info JSON holds no results", file=file, line=1, hint=SAVE_HINT)
     rows = []
-    for i, (offset, element) in enumerate(elements):
-        line, column = line_of_offset(text, offset)
+    for i, element in enumerate(document):
+        where = doc.locate((i,))
+        line, column = where.line, where.column
         if not isinstance(element, dict):
             raise parse_error(f"result [{i}] is a {type(element).__name__}, not an object",
                               file=file, line=line, column=column, hint=SAVE_HINT)
         for key, kind in _ROW_KEYS.items():
             if not isinstance(element.get(key), kind):
                 what = "missing" if key not in element else f"not a {kind.__name__}"
-                raise parse_error(f"result [{i}]: key {key!r} is {what}", file=file, line=line,
-                                  column=column, hint=SAVE_HINT)
+                at = doc.locate((i, key)) if key in element else where
+                raise parse_error(f"result [{i}]: key {key!r} is {what}", file=file,
+                                  line=at.line, column=at.column, hint=SAVE_HINT)
         desc = element.get("desc")
         rows.append(MargoInfoRow(
             addr=element["addr"], xport=element["xport"], proto=element["proto"],

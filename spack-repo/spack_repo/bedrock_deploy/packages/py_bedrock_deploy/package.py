@@ -29,6 +29,7 @@ class PyBedrockDeploy(PythonPackage):
     # Run: the generator (pyproject.toml [project] dependencies).
     depends_on("py-jinja2@3.1:", type=("build", "run"))
     depends_on("py-ruamel-yaml@0.18:", type=("build", "run"))
+    depends_on("py-ruamel-yaml-clib@0.2.8:", type=("build", "run"))  # libyaml's C parser
     depends_on("py-pydantic@2.6:", type=("build", "run"))
     depends_on("py-rich@13:", type=("build", "run"))
 
