@@ -249,6 +249,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
             location=None if ppn_given else inputs.service.locate(("processes_per_node",)),
             path=() if ppn_given else ("processes_per_node",),
             hint="use fewer processes per node or fewer rpc/io threads per process")
+    flock_defaults, boot_choices = _flock_bootstrap(inputs, service)
     choices: list[Choice] = [
         Choice("nodes", service.nodes, "--nodes" if "nodes" in inputs.overrides
                else "service description"),
@@ -268,7 +269,6 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     except InputError as err:
         raise _locate_service_problems(err, inputs.service, inputs.overrides) from None
     choices += _layout_choices(layout, RankShape.of(service), service.processes_per_node)
-    flock_defaults, boot_choices = _flock_bootstrap(inputs, service)
     configs = [bedrock_config(service, r, transport, flock_defaults) for r in layout.ranks]
     ids = service.provider_ids()
     for c in service.components:
