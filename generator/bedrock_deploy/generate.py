@@ -206,7 +206,7 @@ def _flock_bootstrap(inputs: Inputs, service: ServiceDescription
     for i, c in enumerate(service.components):
         boot = c.config.get("bootstrap") if c.type == "flock" else None
         if boot == "mpi" or (isinstance(boot, list) and "mpi" in boot):
-            path = ("components", i, "config", "bootstrap")
+            path: KeyPath = ("components", i, "config", "bootstrap")
             raise fail(f"flock bootstrap {boot!r} needs an MPI world, and launcher "
                        f"{launcher.name!r} (site {site.name!r}) starts the ranks without one",
                        path=path, location=inputs.service.locate(path),
@@ -215,10 +215,10 @@ def _flock_bootstrap(inputs: Inputs, service: ServiceDescription
                        "launcher")
         uses_world = c.rank0_only or "MPI_COMM_WORLD" in str(c.condition or "")
         if uses_world and site.engine == EngineKind.spack:
-            path = ("components", i)
+            where: KeyPath = ("components", i)
             raise fail(f"component {c.name!r} runs where $MPI_COMM_WORLD says so, and launcher "
                        f"{launcher.name!r} gives Bedrock no MPI world (every process would "
-                       "be rank 0)", path=path, location=inputs.service.locate(path),
+                       "be rank 0)", path=where, location=inputs.service.locate(where),
                        hint="run it on every process, or use a site with an MPI launcher "
                        "(the embedded engine reads the launcher's rank variables instead)")
     if not any(c.type == "flock" for c in service.components):
