@@ -71,6 +71,19 @@ def test_the_deployment_runs_a_driver_under_dragon(tmp_path: Path) -> None:
         scripts / "rank-exec.sh").read_text()
 
 
+def test_inside_an_allocation_dragon_runs_without_the_single_node_override(
+        tmp_path: Path) -> None:
+    site = tmp_path / "slurm-dragon.yaml"
+    site.write_text(f"extends: {ROOT / 'site-profiles' / 'local-slurm.yaml'}\n"
+                    "name: slurm-dragon\nlauncher: {type: dragon, mpi: null}\n")
+    dep = generate(tmp_path, site=str(site))
+    job = (dep.directory / "scripts" / "job.sbatch").read_text()
+    launch = re.search(r"bd_launch=\(\n(.*?)\n\)", job, re.S)
+    assert launch is not None
+    assert launch.group(1).split() == ['"$DIR/scripts/dragon-run.sh"', "dragon"]
+    assert "#SBATCH --nodes=1" in job
+
+
 def test_flock_bootstraps_by_join_then_self_and_says_why(tmp_path: Path) -> None:
     dep = generate(tmp_path)
     for config in dep.configs:
