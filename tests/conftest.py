@@ -1,10 +1,13 @@
-"""Shared fixtures. ``local_slurm``: the project's real single-node Slurm (tests/slurm/)."""
+"""Shared fixtures. ``local_slurm``: the project's real single-node Slurm (tests/slurm/);
+``local_cluster``: the real multi-node Slurm cluster of network namespaces (tests/cluster/)."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,21 @@ import pytest
 from golden_files import Goldens
 
 LOCAL_SLURM = Path(__file__).parent / "slurm" / "local-slurm.sh"
+CLUSTER = Path(__file__).parent / "cluster" / "cluster.sh"
+CLUSTER_NODES = 3  # enough for the 3-node tests; 2-node jobs use node1 and node2
+
+
+def _exported(script: Path) -> dict[str, str]:
+    """The variables a script's ``env`` action exports (``export NAME=value`` lines)."""
+    done = subprocess.run(["bash", str(script), "env"], capture_output=True, text=True,
+                          check=True)
+    out = {}
+    for line in done.stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            key, value = words[1].split("=", 1)
+            out[key] = value
+    return out
 
 
 def _stale_editable_modules() -> list[str]:
@@ -39,16 +57,71 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def local_slurm() -> Iterator[str]:
     """Start (or reuse) the local Slurm; yields its partition. Several pytest sessions may
-    share it: each holds a lease, and the daemons stop when the last lease is dropped."""
+    share it: each holds a lease, and the daemons stop when the last lease is dropped.
+    Its clients find it through SLURM_CONF, set in this session's environment meanwhile."""
     lease = str(os.getpid())
     done = subprocess.run(["bash", str(LOCAL_SLURM), "start", "--lease", lease],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         pytest.fail(f"local Slurm did not start:\n{done.stdout}\n{done.stderr}")
+    before = os.environ.get("SLURM_CONF")
+    os.environ.update(_exported(LOCAL_SLURM))
     try:
         yield "debug"
     finally:
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
         subprocess.run(["bash", str(LOCAL_SLURM), "stop", "--lease", lease],
+                       capture_output=True, text=True, timeout=300)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The running test cluster: its partition, its nodes, and the environment its clients
+    need (this session's environment plus the cluster's SLURM_CONF)."""
+
+    partition: str
+    nodes: int
+    run: Path
+    env: dict[str, str]
+
+    def node_names(self) -> list[str]:
+        return [f"node{i}" for i in range(1, self.nodes + 1)]
+
+    def hosts(self) -> dict[str, str]:
+        """Host name -> address, from the cluster's hosts file."""
+        out = {}
+        for line in (self.run / "etc" / "hosts").read_text().splitlines():
+            words = line.split()
+            if len(words) == 2:
+                out[words[1]] = words[0]
+        return out
+
+    def netns_of_node(self) -> dict[int, str]:
+        """Network namespace inode -> node name (from /run/netns/bdc-node<i>)."""
+        return {os.stat(f"/run/netns/bdc-{name}").st_ino: name for name in self.node_names()}
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[Cluster]:
+    """Start (or reuse) the namespace cluster with CLUSTER_NODES nodes, under a lease of this
+    session (several sessions may share it; the last one out stops it)."""
+    if os.geteuid() != 0:
+        pytest.skip("the namespace cluster needs root (network namespaces, a bridge)")
+    lease = str(os.getpid())
+    done = subprocess.run(["bash", str(CLUSTER), "start", "--nodes", str(CLUSTER_NODES),
+                           "--lease", lease], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        pytest.fail(f"the test cluster did not start:\n{done.stdout}\n{done.stderr}")
+    exported = _exported(CLUSTER)
+    run = Path(exported["BEDROCK_CLUSTER_RUN"])
+    try:  # at least CLUSTER_NODES: another session may have started it with more
+        yield Cluster(partition="cluster", nodes=int((run / "nodes").read_text()), run=run,
+                      env={**os.environ, **exported})
+    finally:
+        subprocess.run(["bash", str(CLUSTER), "stop", "--lease", lease],
                        capture_output=True, text=True, timeout=300)
 
 

@@ -64,3 +64,21 @@ def test_impossible_request_fails_at_once(local_slurm: str) -> None:
                            "--wrap", "true"], capture_output=True, text=True)
     assert done.returncode != 0
     assert "processors" in done.stderr.lower() or "node" in done.stderr.lower()
+
+
+def test_ports_are_checked_before_anything_is_written(local_slurm: str, tmp_path: Path) -> None:
+    """A second instance (own run directory) finds 6817/6818 taken by the running one: it
+    refuses before writing anything, and never touches a machine-wide slurm.conf."""
+    etc_conf = Path("/etc/slurm/slurm.conf")
+    etc_before = etc_conf.read_bytes() if etc_conf.exists() else None
+    run = tmp_path / "other"
+    done = subprocess.run(["bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True,
+                          env={**os.environ, "LOCAL_SLURM_RUN": str(run)})
+    assert done.returncode == 1
+    assert "port(s) 6817 6818 taken" in done.stderr and "nothing was changed" in done.stderr
+    assert not (run / "etc" / "slurm.conf").exists() and not (run / "pids").exists()
+    assert (etc_conf.read_bytes() if etc_conf.exists() else None) == etc_before
+    # the running instance is the session's, configured under its own run directory
+    assert not os.environ["SLURM_CONF"].startswith("/etc/")
+    assert Path(os.environ["SLURM_CONF"]).read_text().startswith(
+        "# managed by bedrock-deploy tests/slurm/local-slurm.sh")

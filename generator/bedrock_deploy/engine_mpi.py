@@ -92,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(args_list)
     _select_mpi_abi(args_list)
+    mpich = launched_by_mpich()
+    if mpich:
+        import mpi4py
+
+        # Under an MPICH-style PMI (Hydra, srun --mpi=pmi2) the rank leaves without
+        # MPI_Finalize: the process manager does not need it, and MPICH 4.0 over UCX tcp was
+        # seen hanging in it now and then (docs/test-cluster.md), which would leave an engine
+        # that cannot stop.
+        mpi4py.rc.finalize = False
 
     from mpi4py import MPI
 
@@ -125,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(server.config))
     print(f"[info] Bedrock daemon now running at {server.address} (rank {rank}/{size})",
           file=sys.stderr, flush=True)
+    # MPI's part is over (the bootstrap's allgather). Leaving MPI now detaches this rank from the
+    # launcher's process manager: under srun --mpi=pmix, a rank that dies while still attached
+    # makes Slurm's PMIx plugin kill every rank of the step at once, and the job script could
+    # no longer tell which engine died nor shut the others down cleanly. MPI_Finalize is
+    # collective; every rank reaches it once its engine is up.
+    if not mpich:
+        MPI.Finalize()
 
     def _stop(signum: int, frame: object) -> None:
         server.finalize()

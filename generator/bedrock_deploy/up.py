@@ -3,11 +3,15 @@
 Steps (each one reuses what the other commands do, nothing is re-implemented):
 
 1. ``generate`` a deployment for the probed local host (site ``local``: ``node: probe``,
-   ``engine: embedded``, scheduler ``none``) into a fresh directory, 1 node x N processes.
+   ``engine: embedded``, scheduler ``none``) into a fresh directory, 1 node x N processes; or,
+   for a site with scheduler ``slurm`` and the embedded engine (``local-cluster``, the test
+   cluster of namespaces on this host), ``--nodes`` nodes (default: the service's).
 2. Run the generated launch script (``scripts/run.sh``, the one ``submit`` runs) in its own
-   session, its output in ``DIR/run/logs/up.log``; follow it with a progress display: engines
-   started (their "now running at" log line), members in the flock group file, every rank
-   answers a query (the script writes ``DIR/run/ready``).
+   session, its output in ``DIR/run/logs/up.log``; under Slurm submit ``scripts/job.sbatch``
+   with sbatch (a :class:`~bedrock_deploy.running.BatchJob`, its output in
+   ``DIR/run/logs/<job>-<id>.out``). Follow it with a progress display: engines started (their
+   "now running at" log line), members in the flock group file, every rank answers a query
+   (the script writes ``DIR/run/ready``).
 3. Smoke workload through the key/value (yokan) provider: every member's flock view must list
    the whole group; N keys are put through one member and read back through it, then every
    member of the group stores and returns N keys of its own (the ``map`` databases are one per
@@ -16,8 +20,9 @@ Steps (each one reuses what the other commands do, nothing is re-implemented):
    CPUs it is really pinned to), compare with the plan (``configs/rank-<L>.json``) and with the
    kernel (``sched_getaffinity`` of that thread), and show one table row per xstream.
 5. Unless ``keep``: stop the service the way the script stops it (SIGTERM to the script: its
-   trap runs ``bedrock-engine-shutdown -f group.json`` and waits for the launcher), check that
-   the engines no longer answer and that no process of the run is left.
+   trap runs ``bedrock-engine-shutdown -f group.json`` and waits for the launcher; a batch job:
+   every member's shutdown RPC, after which the job script ends by itself), check that the
+   engines no longer answer and that no process of the run is left.
 
 Ctrl-C (SIGINT) or SIGTERM at any point stops the service the same way before returning
 (:class:`Interrupted`); a second signal while stopping kills what is left at once.
@@ -33,6 +38,7 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +54,7 @@ from bedrock_deploy.errors import ServiceError
 from bedrock_deploy.launch.scheduler import scheduler_class
 from bedrock_deploy.plan import CONFIG_DIR, GROUP_FILE, RUN_DIR, config_name
 from bedrock_deploy.resources import share_path
-from bedrock_deploy.running import LocalScript, StopResult, run_processes
+from bedrock_deploy.running import BatchJob, LocalScript, StopResult, run_processes
 from bedrock_deploy.site_profile import EngineKind
 from bedrock_deploy.sites import LoadedSite
 
@@ -59,6 +65,7 @@ if TYPE_CHECKING:
 LaunchedService = LocalScript
 
 DEFAULT_SITE = "local"
+UP_BATCH_SCHEDULER = "slurm"  # the batch system up submits to (the test cluster's)
 DEFAULT_PROCESSES = 2
 DEFAULT_KEYS = 100
 DEFAULT_TIMEOUT = 120
@@ -107,6 +114,7 @@ class Member:
     rank: int
     address: str
     pid: int
+    host: str = ""  # the engine's host name, from its own report (query)
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,14 @@ class UpResult:
     script: str = "scripts/run.sh"  # the launch script, relative to the directory
     notes: list[str] = field(default_factory=list)  # the layout planner's notes
     script_pid: int | None = None
+    job_id: str | None = None  # the batch job, when the site has a scheduler
+
+    @property
+    def stop_command(self) -> str:
+        """How to stop a kept service by hand."""
+        if self.job_id is not None:  # the batch shell's trap stops the service cleanly
+            return f"scancel --batch --signal=TERM {self.job_id}"
+        return f"kill -TERM {self.script_pid}"
 
     @property
     def ok(self) -> bool:
@@ -183,7 +199,8 @@ class UpResult:
                           "ok": x.ok} for x in self.xstreams],
             "stop": None if self.stop is None else {**asdict(self.stop),
                                                     "clean": self.stop.clean},
-            "kept": self.kept, "script_pid": self.script_pid, "notes": self.notes,
+            "kept": self.kept, "script_pid": self.script_pid, "job_id": self.job_id,
+            "notes": self.notes,
         }
 
 
@@ -326,8 +343,9 @@ def check_engine() -> None:
 
 
 def check_site(site: str | Path | LoadedSite) -> LoadedSite:
-    """``up`` runs the launch script on this host: scheduler ``none``, engine ``embedded``.
-    Returns the loaded site."""
+    """``up`` runs the embedded engine: the launch script on this host (a scheduler that is not
+    a batch system, e.g. ``none``), or a Slurm job of a cluster this host reaches (the test
+    cluster of site ``local-cluster``). Returns the loaded site."""
     from bedrock_deploy.sites import load_site
 
     loaded = site if isinstance(site, LoadedSite) else load_site(site)
@@ -338,12 +356,13 @@ def check_site(site: str | Path | LoadedSite) -> LoadedSite:
                    location=loaded.locate(("engine",)),
                    hint="use a profile with `engine: embedded` (e.g. --site local), or "
                    "`generate` + `submit` for a Spack-built bedrock")
-    if scheduler_class(prof.scheduler.type).batch:
+    sched = scheduler_class(prof.scheduler.type)
+    if sched.batch and sched.name != UP_BATCH_SCHEDULER:
         raise fail(f"site {prof.name!r} uses scheduler {prof.scheduler.type!r}; `up` "
-                   "starts the service directly on this host", path=("scheduler", "type"),
-                   location=loaded.locate(("scheduler", "type")),
-                   hint="use a profile with `scheduler: {type: none}` (e.g. --site local), or "
-                   "`generate` + `submit` for a batch system")
+                   "starts the service directly on this host or through Slurm",
+                   path=("scheduler", "type"), location=loaded.locate(("scheduler", "type")),
+                   hint="use a profile with `scheduler: {type: none}` (e.g. --site local) or "
+                   "a Slurm one (--site local-cluster), or `generate` + `submit`")
     return loaded
 
 
@@ -358,7 +377,15 @@ def check_mpi(plan: DeploymentPlan, directory: Path) -> None:
                       f"{directory} was generated", hint="run `bash .ci/install`")
 
 
-def wait_ready(service: LaunchedService, expected: int, timeout: float,
+def ended(service: LaunchedService | BatchJob) -> str:
+    """How the launch ended, for messages."""
+    status = service.status()
+    if isinstance(service, BatchJob):
+        return f"{service.description} ended ({status.state}, exit code {status.exit_code})"
+    return f"the launch script ended (exit status {status.exit_code})"
+
+
+def wait_ready(service: LaunchedService | BatchJob, expected: int, timeout: float,
                progress: Progress) -> list[str]:
     """Follow the launch until every rank answers; returns the group's addresses."""
     run = service.directory / RUN_DIR
@@ -375,8 +402,7 @@ def wait_ready(service: LaunchedService, expected: int, timeout: float,
             progress.advance("ranks answering a query", expected)
             return members
         if not service.running():
-            raise UpError(f"the launch script ended (exit status {service.proc.returncode}) "
-                          "before the service was ready",
+            raise UpError(f"{ended(service)} before the service was ready",
                           hint=f"see {service.log} and the engine logs next to it",
                           details=service.log_tail())
         if time.monotonic() > deadline:
@@ -439,21 +465,34 @@ def xstream_rows(member: Member, report: dict[str, Any], config: dict[str, Any],
     return rows
 
 
-def stop_service(service: LaunchedService, client: Any, addresses: list[str],
+def stop_service(service: LaunchedService | BatchJob, client: Any, addresses: list[str],
                  stop_timeout: float, guard: SignalGuard, *, ready: bool = True) -> StopResult:
-    """Stop the script (SIGTERM, its trap shuts the engines down), then check nothing is left.
-    A signal arriving meanwhile does not cut this short: it kills what is left at once."""
+    """Stop the script (SIGTERM, its trap shuts the engines down; a batch job: every member's
+    shutdown RPC, then the job ends by itself, or is cancelled before the service is ready),
+    then check nothing is left. A signal arriving meanwhile does not cut this short: it kills
+    what is left at once."""
     guard.armed = False
     seen = guard.count
-    status, forced = service.stop(stop_timeout + 15, force=lambda: guard.count > seen,
-                                  ready=ready)
-    leftover = run_processes(service.pid, service.directory)
+    timeout = stop_timeout + 15
+    if isinstance(service, BatchJob):
+        if ready and client is not None:
+            for addr in addresses:
+                with contextlib.suppress(Exception):  # gone already: checked below
+                    client.shutdown(addr)
+        else:
+            timeout = 0
+    status, forced = service.stop(timeout, force=lambda: guard.count > seen, ready=ready)
+    session = service.pid if isinstance(service, LocalScript) else None
+    leftover = run_processes(session, service.directory)
     end = time.monotonic() + 5
     while leftover and time.monotonic() < end:
         time.sleep(0.1)
-        leftover = run_processes(service.pid, service.directory)
+        leftover = run_processes(session, service.directory)
     if leftover:  # never leave a process behind: kill what is left, by pid, and report it
-        service.kill_session()
+        service.kill()
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
     still = []
     if client is not None:
         client.set_timeout_ms(1000)
@@ -473,6 +512,7 @@ class UpOptions:
     service: str | None = None
     output: str | None = None
     processes: int = DEFAULT_PROCESSES
+    nodes: int | None = None  # None: 1 without a batch scheduler, else the service's own
     keys: int = DEFAULT_KEYS
     keep: bool = False
     serve: bool = False
@@ -484,6 +524,7 @@ class UpOptions:
 
 def _check_options(opts: UpOptions) -> None:
     for name, value, least in (("--np", opts.processes, 1), ("--keys", opts.keys, 1),
+                               ("--nodes", 1 if opts.nodes is None else opts.nodes, 1),
                                ("--timeout", opts.timeout, 1),
                                ("--stop-timeout", opts.stop_timeout, 1)):
         if value < least:
@@ -523,11 +564,17 @@ def _generate(opts: UpOptions) -> UpResult:
     from bedrock_deploy.generate import generate
     from bedrock_deploy.launch.render import LAUNCH_INFO
 
-    check_site(opts.site)
+    loaded = check_site(opts.site)
     check_engine()
+    direct = not scheduler_class(loaded.profile.scheduler.type).batch
+    if direct and (opts.nodes or 1) != 1:
+        raise fail(f"--nodes {opts.nodes}: site {opts.site!r} has no batch scheduler, `up` "
+                   "runs its processes on this host only", file="--nodes",
+                   hint="use a Slurm site, e.g. --site local-cluster (tests/cluster/cluster.sh)")
     service_file = opts.service or str(default_service())
     out = Path(opts.output) if opts.output else default_output(opts.site)
-    gen = generate(opts.site, service_file, out, force=opts.force, nodes=1, ppn=opts.processes,
+    gen = generate(opts.site, service_file, out, force=opts.force,
+                   nodes=1 if direct else opts.nodes, ppn=opts.processes,
                    transport=opts.transport)
     directory = gen.out.absolute()
     info = json.loads((directory / LAUNCH_INFO).read_text())
@@ -536,6 +583,27 @@ def _generate(opts: UpOptions) -> UpResult:
                       script=str(info["script"]), notes=list(gen.plan.layout.notes))
     check_mpi(gen.plan, directory)
     return result
+
+
+def submit_job(directory: Path, info: dict[str, Any], env: dict[str, str]) -> BatchJob:
+    """Submit the job script with the batch scheduler (sbatch), as ``submit`` does."""
+    from bedrock_deploy.deployment import job_environment
+
+    sched = scheduler_class(UP_BATCH_SCHEDULER)
+    logs = directory / RUN_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    name = str(info.get("job_name", "bedrock"))
+    env = job_environment(env, {})
+    argv = sched.submit_argv(directory, logs, name, env)
+    done = subprocess.run(argv, env=env, cwd=directory, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UpError(f"{argv[0]} failed (status {done.returncode}): "
+                      f"{(done.stderr or done.stdout).strip()}",
+                      hint="is the cluster up and SLURM_CONF set? The test cluster of site "
+                      "local-cluster: bash tests/cluster/cluster.sh start --nodes 2 && "
+                      'eval "$(bash tests/cluster/cluster.sh env)"')
+    job_id = sched.parse_job_id(done.stdout)
+    return BatchJob(sched, job_id, directory, sched.output_file(logs, name, job_id), env=env)
 
 
 def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progress,
@@ -551,13 +619,18 @@ def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progre
     (directory / RUN_DIR / "ready").unlink(missing_ok=True)
     client = bindings().Client(result.protocol.split(":")[0])
     client.set_timeout_ms(RPC_TIMEOUT_MS)
-    service: LaunchedService | None = None
+    service: LaunchedService | BatchJob | None = None
     addresses: list[str] = []
+    info = _load_json(directory / "scripts" / "launch.json") or {}
     try:
         with guard.deferred():  # a signal now must not lose track of a started script
-            service = LaunchedService(directory, result.script, env, tied=not opts.keep,
-                                      log_name=LOG_NAME)
-            result.script_pid = service.pid
+            if info.get("scheduler") == UP_BATCH_SCHEDULER:
+                service = submit_job(directory, info, env)
+                result.job_id = service.job_id
+            else:
+                service = LaunchedService(directory, result.script, env, tied=not opts.keep,
+                                          log_name=LOG_NAME)
+                result.script_pid = service.pid
         addresses = wait_ready(service, result.processes, opts.timeout + 5, progress)
         progress.close()
         _exercise(result, client, addresses, directory, opts.keys)
@@ -566,8 +639,8 @@ def _run(opts: UpOptions, result: UpResult, guard: SignalGuard, progress: Progre
         if opts.serve:
             while service.running():
                 time.sleep(0.2)
-            raise UpError(f"the service ended by itself (launch script exit status "
-                          f"{service.proc.returncode})", hint=f"see {service.log}",
+            raise UpError(f"the service ended by itself ({ended(service)})",
+                          hint=f"see {service.log}",
                           details=service.log_tail())
     except BaseException:
         progress.close()
@@ -591,7 +664,7 @@ def _exercise(result: UpResult, client: Any, addresses: list[str], directory: Pa
     for addr in addresses:
         eng = reports[addr].get("bedrock_engine", {})
         members.append(Member(rank=int(eng.get("rank", len(members))), address=addr,
-                              pid=int(eng.get("pid", 0))))
+                              pid=int(eng.get("pid", 0)), host=str(eng.get("host", ""))))
     members.sort(key=lambda m: m.rank)
     result.members = members
     configs = {L: _load_json(directory / CONFIG_DIR / config_name(L)) or {} for L in range(ppn)}

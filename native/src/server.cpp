@@ -450,7 +450,10 @@ json Server::config() const {
     xs.push_back({{"name", x->name()},
                   {"os_thread_id", x->os_thread_id()},
                   {"cpus", x->actual_cpus()}});
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
   c["bedrock_engine"] = {{"version", kEngineVersion},
+                         {"host", std::string(host)},
                          {"pid", getpid()},
                          {"rank", options_.context.rank},
                          {"size", options_.context.size},

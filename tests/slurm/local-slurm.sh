@@ -12,23 +12,29 @@
 #                                         Only the PIDs this script recorded are killed, and only
 #                                         if they still run slurmctld/slurmd (PIDs wrap quickly).
 #   local-slurm.sh status                 recorded PIDs, liveness, leases, sinfo.
+#   local-slurm.sh env                    shell lines for a client: eval "$(local-slurm.sh env)".
 #
-# Settings (facts: /work/shared/reference/hpc-local.md §3 and §8):
+# Nothing machine-wide is written: the configuration is $RUN/etc/slurm.conf, and every daemon
+# and client finds it through SLURM_CONF (the test fixture exports it; see `env`). Before
+# anything is written or started, the ports 6817/6818 must be free (or be ours).
+# Settings (https://slurm.schedmd.com/slurm.conf.html, Slurm 22.05):
 #   auth/none + cred/none (no munged), task/affinity, select/cons_tres CR_Core,
-#   batch_sched_delay=0 (else sbatch jobs start ~2.5 s late), EnforcePartLimits=ALL (else an
-#   impossible request pends forever), sockets bound to 127.0.0.1 (NoCtldInAddrAny,NoInAddrAny),
-#   node line from `slurmd -C`, partition `debug` (site-profiles/local-slurm.yaml uses it).
-# Runtime state lives in $LOCAL_SLURM_RUN (default /tmp/bedrock-deploy-slurm). /etc/slurm/slurm.conf
-# is global: a foreign one is backed up once to slurm.conf.bedrock-deploy-orig.
+#   batch_sched_delay=0 (else a batch job waits for the next scheduling pass, seconds),
+#   EnforcePartLimits=ALL (an impossible request is refused at submit time instead of pending
+#   forever), sockets bound to 127.0.0.1 (NoCtldInAddrAny,NoInAddrAny), node line from
+#   `slurmd -C`, partition `debug` (site-profiles/local-slurm.yaml uses it).
+# Runtime state lives in $LOCAL_SLURM_RUN (default /tmp/bedrock-deploy-slurm).
 set -euo pipefail
 
 RUN=${LOCAL_SLURM_RUN:-/tmp/bedrock-deploy-slurm}
 TIMEOUT=${LOCAL_SLURM_TIMEOUT:-60}
-CONF=/etc/slurm/slurm.conf
+CONF=$RUN/etc/slurm.conf
 PIDFILE=$RUN/pids
 LEASES=$RUN/leases
 MARK="# managed by bedrock-deploy tests/slurm/local-slurm.sh"
 PACKAGES=(slurm-wlm slurmctld slurmd slurm-client)
+PORTS=(6817 6818)
+export SLURM_CONF=$CONF
 
 log() { printf '[local-slurm] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -73,7 +79,7 @@ node_line() {
 }
 
 write_conf() { # sets CONF_CHANGED
-  mkdir -p "$RUN"/{state,spool,log} /etc/slurm
+  mkdir -p "$RUN"/{etc,state,spool,log}
   local node; node=$(node_line)
   local name=${node#NodeName=}; name=${name%% *}
   local tmp; tmp=$(mktemp "$RUN/slurm.conf.XXXXXX")
@@ -119,10 +125,6 @@ Waittime=0
 $node
 PartitionName=debug Nodes=$name Default=YES MaxTime=INFINITE State=UP
 CONF
-  if [ -f "$CONF" ] && ! grep -qF "$MARK" "$CONF" && [ ! -e "$CONF.bedrock-deploy-orig" ]; then
-    cp -p "$CONF" "$CONF.bedrock-deploy-orig"
-    log "backed up a foreign $CONF to $CONF.bedrock-deploy-orig"
-  fi
   if cmp -s "$tmp" "$CONF"; then rm -f "$tmp"; CONF_CHANGED=0
   else chmod 644 "$tmp"; mv "$tmp" "$CONF"; CONF_CHANGED=1; fi
 }
@@ -167,12 +169,25 @@ live_leases() {
   echo "$n"
 }
 
+ports_taken() { # prints the ports of ours that something listens on
+  local port
+  for port in "${PORTS[@]}"; do
+    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then echo "$port"; fi
+  done
+}
+
 start() {
+  local cpid dpid taken
+  cpid=$(recorded slurmctld); dpid=$(recorded slurmd)
+  # Before touching anything: the ports must be free unless our own daemons hold them.
+  if ! pid_alive "$cpid" slurmctld && ! pid_alive "$dpid" slurmd; then
+    taken=$(ports_taken | tr '\n' ' ')
+    [ -z "$taken" ] ||
+      die "port(s) ${taken% } taken by a Slurm (or other program) this script did not start; nothing was changed"
+  fi
   install_packages
   CONF_CHANGED=0
   write_conf
-  local cpid dpid
-  cpid=$(recorded slurmctld); dpid=$(recorded slurmd)
   if pid_alive "$cpid" slurmctld && pid_alive "$dpid" slurmd && [ "$CONF_CHANGED" -eq 0 ]; then
     log "already running (slurmctld=$cpid slurmd=$dpid)"
     wait_idle
@@ -180,9 +195,8 @@ start() {
   fi
   # Half of ours left (one daemon died) or the configuration changed: start clean.
   if pid_alive "$cpid" slurmctld || pid_alive "$dpid" slurmd; then stop_daemons; fi
-  if ss -ltn 2>/dev/null | grep -qE '[:.](6817|6818)[[:space:]]'; then
-    die "ports 6817/6818 are taken by a Slurm this script did not start; not touching it"
-  fi
+  taken=$(ports_taken | tr '\n' ' ')
+  [ -z "$taken" ] || die "port(s) ${taken% } still taken after stopping our daemons"
   rm -f "$RUN/slurmctld.pid" "$RUN/slurmd.pid"
   : > "$PIDFILE"
   # -c: start without old job state (a fresh cluster each time). Both daemonize.
@@ -245,6 +259,10 @@ main() {
       *) die "unknown argument: $1" ;;
     esac
   done
+  if [ "$action" = env ]; then
+    echo "export SLURM_CONF=$(printf '%q' "$CONF")"
+    return 0
+  fi
   mkdir -p "$RUN" "$LEASES"
   # One start/stop at a time: several pytest sessions may share this machine.
   exec 9> "$RUN/lock"
@@ -265,7 +283,7 @@ main() {
       stop_daemons
       ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status [--lease PID]" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status [--lease PID] | env" >&2; exit 2 ;;
   esac
 }
 

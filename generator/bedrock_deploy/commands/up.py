@@ -35,6 +35,7 @@ from bedrock_deploy.up import (
     DEFAULT_SITE,
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_TIMEOUT,
+    LOG_NAME,
     Interrupted,
     StopResult,
     UpError,
@@ -53,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "mpirun, embedded engine), run its launch script, wait for the flock group, put and "
         "read back keys through the key/value provider of every member, show every rank's "
         "xstreams with the CPUs they are really pinned to, then shut the service down "
-        "(unless --keep). Ctrl-C stops the service cleanly at any point.")
+        "(unless --keep). Ctrl-C stops the service cleanly at any point. With a Slurm site "
+        "(--site local-cluster: the test cluster of tests/cluster/cluster.sh, SLURM_CONF set) "
+        "the job script is submitted with sbatch and the service spans --nodes nodes.")
     p.add_argument("--site", default=DEFAULT_SITE, metavar="S",
                    help=f"site profile with scheduler none and engine embedded "
                    f"(default {DEFAULT_SITE})")
@@ -66,7 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--force", action="store_true",
                    help="replace DIR if it is a previous deployment")
     p.add_argument("--np", "--ppn", dest="processes", type=int, default=DEFAULT_PROCESSES,
-                   metavar="N", help=f"processes on this host (default {DEFAULT_PROCESSES})")
+                   metavar="N", help=f"processes per node (default {DEFAULT_PROCESSES})")
+    p.add_argument("--nodes", type=int, metavar="N",
+                   help="nodes, for a Slurm site (default: the service's); a site without a "
+                   "scheduler runs on this host only")
     p.add_argument("--transport", metavar="NAME",
                    help="use this transport of the site (default: what generate selects; "
                    "site local has sm and tcp)")
@@ -116,10 +122,10 @@ def _cpus(row_cpus: tuple[int, ...] | None) -> str:
 def _print_report(out: Console, r: UpResult) -> None:
     group = Table(title=f"Group ({RUN_DIR}/{GROUP_FILE}): {len(r.members)} member(s)",
                   title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("rank", "address", "pid"):
+    for col in ("rank", "host", "address", "pid"):
         group.add_column(col)
     for m in r.members:
-        group.add_row(str(m.rank), m.address, str(m.pid))
+        group.add_row(str(m.rank), m.host or "?", m.address, str(m.pid))
     out.print(group)
     if r.smoke:
         smoke = Table(title=f"Key/value smoke workload: {r.smoke_note}", title_justify="left",
@@ -163,7 +169,8 @@ def _stop_line(stop: StopResult | None, members: int) -> str:
 
 def _up(args: argparse.Namespace) -> int:
     opts = UpOptions(site=args.site, service=args.service, output=args.output,
-                     processes=args.processes, keys=args.keys, keep=args.keep,
+                     processes=args.processes, nodes=args.nodes, keys=args.keys,
+                     keep=args.keep,
                      serve=args.serve, force=args.force, transport=args.transport,
                      timeout=args.timeout,
                      stop_timeout=args.stop_timeout)
@@ -176,7 +183,8 @@ def _up(args: argparse.Namespace) -> int:
     def generated(r: UpResult) -> None:
         out.print(f"[bold]bedrock-deploy up[/]: {r.service} on {r.site}, {r.processes} "
                   f"process(es), {r.protocol}\n  deployment: {r.directory}\n"
-                  f"  launch script output: {r.directory}/{RUN_DIR}/logs/up.log")
+                  f"  launch script output: {r.directory}/{RUN_DIR}/logs/"
+                  + (LOG_NAME if r.script == "scripts/run.sh" else "<job>-<id>.out"))
         for note in r.notes:
             out.print(f"  note: {note}", markup=False)
 
@@ -198,7 +206,7 @@ def _up(args: argparse.Namespace) -> int:
             how = "Ctrl-C" if intr.signum == signal.SIGINT else str(intr)
             out.print(f"Stopped on {how}: {_stop_line(stop, members)}.")
             return _finish(args, result, 0 if result.ok else 1)
-        if result is None or result.script_pid is None:
+        if result is None or (result.script_pid is None and result.job_id is None):
             err.print(f"interrupted ({intr}) before the service was launched: nothing runs"
                       + (f"; the deployment is in {result.directory}" if result else "."))
         else:
@@ -219,8 +227,10 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     if result.kept:
-        out.print(f"[bold]Kept running[/] (launch script pid {result.script_pid}). Stop it "
-                  f"with: kill -TERM {result.script_pid}   (or: bedrock-engine-shutdown "
+        started = (f"Slurm job {result.job_id}" if result.job_id is not None
+                   else f"launch script pid {result.script_pid}")
+        out.print(f"[bold]Kept running[/] ({started}). Stop it "
+                  f"with: {result.stop_command}   (or: bedrock-engine-shutdown "
                   f"'{result.protocol}' -f {result.directory}/{RUN_DIR}/{GROUP_FILE})")
     else:
         out.print(f"Stopped: {_stop_line(result.stop, len(result.members))}.")

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from bedrock_deploy.plan import DeploymentPlan
     from bedrock_deploy.site_profile import SiteProfile
 
+# srun --wait: seconds srun lets the other ranks run after the first one ended. Longer than the
+# job script needs to notice a dead engine and shut the others down (health check + queries +
+# shutdown, _service.sh.j2), short enough that an engine failing at start does not leave the
+# service waiting for readiness until BEDROCK_DEPLOY_READY_TIMEOUT
+# (https://slurm.schedmd.com/srun.html#OPT_wait, #OPT_kill-on-bad-exit).
+SRUN_WAIT = 60
+
 # Which srun --mpi plugin an MPI needs.
 _SRUN_MPI_FOR = (("cray-mpich", "cray_shasta"), ("openmpi", "pmix"), ("mpich", "pmi2"),
                  ("intel-oneapi-mpi", "pmi2"), ("intel-mpi", "pmi2"), ("mvapich", "pmi2"),
@@ -59,7 +66,11 @@ class Srun(Launcher):
         argv = [self.executable, f"--nodes={plan.nodes}",
                 f"--ntasks={plan.total_processes}",
                 f"--ntasks-per-node={plan.processes_per_node}",
-                f"--cpus-per-task={cpus_per_task(plan)}", "--whole", "--kill-on-bad-exit=1"]
+                f"--cpus-per-task={cpus_per_task(plan)}", "--whole",
+                "--kill-on-bad-exit=0", f"--wait={SRUN_WAIT}"]
+        notes.append(f"--kill-on-bad-exit=0 --wait={SRUN_WAIT}: when an engine dies after the "
+                     "service is ready, the job script names it and shuts the others down; srun "
+                     f"ends the remaining ranks {SRUN_WAIT}s after the first one ended")
         threads = smt_threads(plan)
         if threads:
             argv.append(f"--threads-per-core={threads}")
