@@ -12,6 +12,7 @@ directory contract is in :mod:`bedrock_deploy.plan`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import errno
 import hashlib
@@ -53,7 +54,7 @@ from bedrock_deploy.plan import (
     config_name,
 )
 from bedrock_deploy.queues import resolve_scheduler
-from bedrock_deploy.service import LoadedService, load_service
+from bedrock_deploy.service import LoadedService, ServiceDescription, load_service
 from bedrock_deploy.site_profile import EngineKind, TransportScope
 from bedrock_deploy.sites import LoadedSite, load_site
 from bedrock_deploy.spack_env import render_spack_env
@@ -197,6 +198,40 @@ def _layout_choices(layout: NodeLayout, shape: RankShape, plan_ppn: int) -> list
     return out
 
 
+def _flock_bootstrap(inputs: Inputs, service: ServiceDescription
+                     ) -> tuple[dict[str, Any] | None, list[Choice]]:
+    """The flock defaults of a launcher without an MPI world (None: flock's own), with the
+    choice that records them; refuses what would need an MPI world under such a launcher."""
+    from bedrock_deploy.launch.launcher import launcher_class
+
+    site = inputs.site.profile
+    launcher = launcher_class(site.launcher.type)
+    if launcher.mpi_world:
+        return None, []
+    defaults = copy.deepcopy(dict(launcher.flock_bootstrap))
+    for i, c in enumerate(service.components):
+        boot = c.config.get("bootstrap") if c.type == "flock" else None
+        if boot == "mpi" or (isinstance(boot, list) and "mpi" in boot):
+            path: KeyPath = ("components", i, "config", "bootstrap")
+            raise fail(f"flock bootstrap {boot!r} needs an MPI world, and launcher "
+                       f"{launcher.name!r} (site {site.name!r}) starts the ranks without one",
+                       path=path, location=inputs.service.locate(path),
+                       hint=f"remove 'bootstrap' (this launcher then uses "
+                       f"{json.dumps(defaults.get('bootstrap'))}), or use a site with an MPI "
+                       "launcher")
+        uses_world = c.rank0_only or "MPI_COMM_WORLD" in str(c.condition or "")
+        if uses_world and site.engine == EngineKind.spack:
+            where: KeyPath = ("components", i)
+            raise fail(f"component {c.name!r} runs where $MPI_COMM_WORLD says so, and launcher "
+                       f"{launcher.name!r} gives Bedrock no MPI world (every process would "
+                       "be rank 0)", path=where, location=inputs.service.locate(where),
+                       hint="run it on every process, or use a site with an MPI launcher "
+                       "(the embedded engine reads the launcher's rank variables instead)")
+    if not any(c.type == "flock" for c in service.components):
+        return defaults, []
+    return defaults, [Choice("flock bootstrap", defaults, launcher.flock_bootstrap_why)]
+
+
 def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIssue]]]:
     """Every decision, and the validator's warnings; raises InputError on bad input."""
     site = inputs.site.profile
@@ -220,6 +255,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
             location=None if ppn_given else inputs.service.locate(("processes_per_node",)),
             path=() if ppn_given else ("processes_per_node",),
             hint="use fewer processes per node or fewer rpc/io threads per process")
+    flock_defaults, boot_choices = _flock_bootstrap(inputs, service)
     choices: list[Choice] = [
         Choice("nodes", service.nodes, "--nodes" if "nodes" in inputs.overrides
                else "service description"),
@@ -258,7 +294,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
                                   "placement.numa_confined_ranks of the site profile "
                                   + (f"({rules.notes})" if rules.notes else "")))
     choices += _layout_choices(layout, RankShape.of(service), service.processes_per_node)
-    configs = [bedrock_config(service, r, transport) for r in layout.ranks]
+    configs = [bedrock_config(service, r, transport, flock_defaults) for r in layout.ranks]
     ids = service.provider_ids()
     for c in service.components:
         where = "MPI rank 0 only (__if__)" if c.rank0_only else "every process"
@@ -268,7 +304,10 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     if any(c.type == "flock" for c in service.components):
         choices.append(Choice("flock group file", f"{RUN_DIR}/{GROUP_FILE}",
                               "bootstrap mpi: one launch for all ranks; readiness = the file "
-                              "appears; bedrock-shutdown -f reads it"))
+                              "appears; bedrock-shutdown -f reads it" if flock_defaults is None
+                              else "readiness = every rank is in the file; bedrock-shutdown -f "
+                              "reads it"))
+    choices += boot_choices
     choices.append(Choice("engine", site.engine.value, "site profile 'engine'"))
     for note in inputs.service.notes:
         choices.append(Choice("service source", note, "existing Bedrock config"))

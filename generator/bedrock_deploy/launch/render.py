@@ -128,7 +128,11 @@ def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ..
 
 
 def needs_mpi(plan: DeploymentPlan) -> bool:
-    """Does any rank's config use MPI (:func:`bedrock_deploy.components.config_uses_mpi`)?"""
+    """Does any rank's config use MPI (:func:`bedrock_deploy.components.config_uses_mpi`)? Never
+    under a launcher without an MPI world: the plan refused flock "mpi" there, and the embedded
+    engine evaluates ``$MPI_COMM_WORLD`` from the launcher's rank variables."""
+    if not launcher_for(plan).mpi_world:
+        return False
     return any(config_uses_mpi(config) for config in plan.configs)
 
 
