@@ -196,13 +196,15 @@ def run(out: Path, quick: bool, *, site: str = "local", service: Path = SERVICE,
     samples: dict[tuple[str, int], dict[str, Any]] = {}
     names = list(configs)
     with tempfile.TemporaryDirectory(prefix="layout_value-") as tmp:
+        # abt_io's file RPCs are test-only in our engine: enabled here, beneath tmp
+        engine_section = {"test_rpcs": ["abt_io"], "abt_io_directory": tmp}
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             load = os.getloadavg()[0]
             for name in order:
                 for nw in (0, writers):
-                    got = _measure(protocol, configs[name], list(rank.cpus), spare, seconds,
-                                   nw, Path(tmp) / f"{name}-{r}")
+                    got = _measure(protocol, {**configs[name], "bedrock_engine": engine_section},
+                                   list(rank.cpus), spare, seconds, nw, f"{name}-{r}")
                     acc = samples.setdefault((name, nw), {"kv": [], "count": 0, "secs": 0.0,
                                                            "bytes": 0, "io_secs": 0.0,
                                                            "writes": 0, "rounds": []})
@@ -244,7 +246,9 @@ def run(out: Path, quick: bool, *, site: str = "local", service: Path = SERVICE,
 
 
 def _measure(protocol: str, config: dict[str, Any], server_cpus: list[int], client_cpus:
-             list[int], seconds: float, writers: int, prefix: Path) -> dict[str, Any]:
+             list[int], seconds: float, writers: int, prefix: str) -> dict[str, Any]:
+    """One server with ``config``, one get client and ``writers`` pwrite clients (files named
+    ``prefix-<i>.dat`` beneath the engine's abt_io directory)."""
     cpu = client_cpus[0] if client_cpus else None
     with engine_bench.server(protocol, config, server_cpus) as addr:
         specs: list[dict[str, Any]] = [{"kind": "get", "seconds": seconds, "cpu": cpu}]
