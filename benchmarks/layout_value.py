@@ -33,6 +33,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -303,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results directory ({RESULTS})")
     args = p.parse_args(argv)
     info = machine()
+    t0 = time.perf_counter()
     res = run(args.out, args.quick, site=args.site, service=args.service, ppn=args.ppn,
               candidates=False if args.no_candidates else None, rounds=args.rounds,
               seconds=args.seconds, writers=args.writers)
+    res.duration_s = time.perf_counter() - t0
     path = res.write(args.out, info)
     print(f"[bench] layout_value -> {path}")
     for t in res.targets:
