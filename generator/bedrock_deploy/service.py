@@ -17,7 +17,7 @@ YAML form (see ``share/examples/kv-service.yaml``)::
       primary: shared         # dedicated (own core) | shared (on the rpc xstreams' cores)
     placement:
       smt: avoid              # avoid (one xstream per physical core) | use (hardware threads)
-      too_few_cores: error    # error | share (explicitly pack xstreams on fewer cores)
+      too_few_cores: error    # error | share (merge roles onto the cores there are)
       pin: true               # emit affinity for every xstream
     components:
       - {name: group, type: flock}
@@ -111,8 +111,9 @@ class Placement(_Strict):
         description="'avoid': one xstream per physical core; 'use': xstreams on hardware threads")
     too_few_cores: ShortagePolicy = Field(
         default=ShortagePolicy.error,
-        description="'error': fail when a node has too few cores; 'share': pack each process's "
-        "xstreams on the cores there are (recorded in the manifest)")
+        description="'error': fail when a node has too few cores; 'share': give each process "
+        "the cores there are and merge its roles onto fewer xstreams, one per core "
+        "(docs/layout.md; recorded in the manifest)")
     pin: bool = Field(default=True, description="pin every xstream (affinity lists)")
 
 
