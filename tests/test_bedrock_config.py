@@ -85,7 +85,7 @@ def test_shared_progress_and_no_rpc_threads() -> None:
     assert m["progress_pool"] == m["rpc_pool"] == rank.progress_pool == rank.rpc_pool
     assert [x["name"] for x in m["argobots"]["xstreams"]] == [x.name for x in rank.xstreams]
     assert cfg["bedrock"]["pool"] == rank.rpc_pool
-    warns = [i for i in validate_config(cfg) if i.rule == 6]
+    warns = [i for i in validate_config(cfg) if i.rule == "progress-pool-alone"]
     assert warns and warns[0].severity == "warning"
 
 

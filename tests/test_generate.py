@@ -140,7 +140,7 @@ launcher: {type: srun}
         generate(site, KV, out, ppn=1)
     (p,) = exc.value.problems
     assert "generated config of local rank 0: /margo/mercury/auth_key" in p.message
-    assert "rule 10" in p.message
+    assert "(rule cxi-no-auth-key)" in p.message
     assert not out.exists() and leftovers(tmp_path) == []
 
 

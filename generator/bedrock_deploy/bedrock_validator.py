@@ -15,8 +15,9 @@ Yokan 0.10.0, ABT-IO 0.9.0), whose behaviour was recorded case by case
   of a node left to Argobots' default pinning, an address only the command line makes valid),
   or a deployment risk (no group file, ofi+tcp on several interfaces).
 
-Each issue carries a rule number (:data:`RULES`, the validator's own taxonomy), a JSON pointer,
-and file:line:column when the config came from a file (:func:`load_json_located`).
+Each issue carries the name of its rule (:data:`RULES`, the validator's own taxonomy, each rule
+described with its public sources in ``docs/bedrock-config-rules.md``), a JSON pointer, and
+file:line:column when the config came from a file (:func:`load_json_located`).
 Errors make ``bedrock-deploy validate`` exit 2 and ``generate`` refuse to write anything;
 warnings are printed only. What each provider type declares comes from the component
 catalogue (:mod:`bedrock_deploy.components`).
@@ -63,43 +64,57 @@ TOP_LEVEL_KEYS = ("margo", "bedrock", "libraries", "providers")
 ENGINE_SECTION = "bedrock_engine"
 SEED_SECTIONS = ("abt_io", "ssg", "mona", "clients")
 FLOCK_BOOTSTRAPS = ("self", "mpi", "join")
-RULES = {
-    1: "protocol strings",
-    2: "protocol available on the site (margo-info)",
-    3: "every referenced pool exists; names",
-    4: "__primary__ xstream and pool",
-    5: "every pool is the first pool of an xstream",
-    6: "progress pool alone on its xstream",
-    7: "pinning needs argobots+affinity",
-    8: "CPU ids are absolute OS ids on the node",
-    9: "xstreams stay inside the launcher's binding",
-    10: "CXI: no mercury.auth_key",
-    11: "Spack variants the config needs",
-    12: "libraries",
-    13: "providers",
-    14: "multi-process",
-    15: "readiness and shutdown",
+# The rules, by stable name; each is described, with its public sources, in
+# docs/bedrock-config-rules.md (the heading of each section is its name).
+RuleName = Literal[
+    "protocol-address", "protocol-on-site", "pools-defined", "primary-pool-first",
+    "pool-served-first", "progress-pool-alone", "pinning-needs-affinity", "cpu-ids-on-node",
+    "cpus-inside-binding", "cxi-no-auth-key", "spack-variants", "module-libraries",
+    "providers", "multi-process", "readiness-shutdown",
+]
+RULES: dict[RuleName, str] = {
+    "protocol-address": "protocol strings",
+    "protocol-on-site": "protocol available on the site (margo-info)",
+    "pools-defined": "every referenced pool exists; names",
+    "primary-pool-first": "__primary__ xstream and pool",
+    "pool-served-first": "every pool is the first pool of an xstream",
+    "progress-pool-alone": "progress pool alone on its xstream",
+    "pinning-needs-affinity": "pinning needs argobots+affinity",
+    "cpu-ids-on-node": "CPU ids are absolute OS ids on the node",
+    "cpus-inside-binding": "xstreams stay inside the launcher's binding",
+    "cxi-no-auth-key": "CXI: no mercury.auth_key",
+    "spack-variants": "Spack variants the config needs",
+    "module-libraries": "libraries",
+    "providers": "providers",
+    "multi-process": "multi-process",
+    "readiness-shutdown": "readiness and shutdown",
 }
 # What to do about an issue of each rule when the check gives no more specific hint (every
 # problem is printed with a hint).
-RULE_HINTS = {
-    1: 'write the address as "<class>+<protocol>://", e.g. "ofi+tcp://" (margo-info lists them)',
-    2: "use a transport that margo-info reports as usable on the site",
-    3: "define every pool in margo.argobots.pools, each an object with a name (letters, digits, "
-       "'_'), and refer to pools by that name",
-    4: 'define "__primary__" both as a pool and as an xstream whose scheduler serves it first',
-    5: "make every pool the first pool of some xstream's scheduler",
-    6: "give the progress pool an xstream of its own, serving no other pool",
-    7: "build argobots with +affinity in the Spack environment when xstreams are pinned",
-    8: "use CPU ids the node has (bedrock-deploy sites show SITE), as an array of integers",
-    9: "keep each xstream's CPUs inside the CPUs the launcher gives its rank",
-    10: "remove mercury.auth_key: margo takes the job's VNI itself",
-    11: "add the variants the config needs to the Spack environment (spack.yaml)",
-    12: 'list module libraries as an array of .so names, e.g. ["libyokan-bedrock-module.so"]',
-    13: 'write each provider as an object with "name", "type" and a "provider_id" in 1..65535',
-    14: "give every process the same providers, and flock a bootstrap that works for several "
-        "processes (mpi)",
-    15: 'give a flock provider a "file": the group file scripts wait for',
+RULE_HINTS: dict[RuleName, str] = {
+    "protocol-address": 'write the address as "<class>+<protocol>://", e.g. "ofi+tcp://" '
+                        "(margo-info lists them)",
+    "protocol-on-site": "use a transport that margo-info reports as usable on the site",
+    "pools-defined": "define every pool in margo.argobots.pools, each an object with a name "
+                     "(letters, digits, '_'), and refer to pools by that name",
+    "primary-pool-first": 'define "__primary__" both as a pool and as an xstream whose '
+                          "scheduler serves it first",
+    "pool-served-first": "make every pool the first pool of some xstream's scheduler",
+    "progress-pool-alone": "give the progress pool an xstream of its own, serving no other pool",
+    "pinning-needs-affinity": "build argobots with +affinity in the Spack environment when "
+                              "xstreams are pinned",
+    "cpu-ids-on-node": "use CPU ids the node has (bedrock-deploy sites show SITE), as an array "
+                       "of integers",
+    "cpus-inside-binding": "keep each xstream's CPUs inside the CPUs the launcher gives its rank",
+    "cxi-no-auth-key": "remove mercury.auth_key: margo takes the job's VNI itself",
+    "spack-variants": "add the variants the config needs to the Spack environment (spack.yaml)",
+    "module-libraries": 'list module libraries as an array of .so names, e.g. '
+                        '["libyokan-bedrock-module.so"]',
+    "providers": 'write each provider as an object with "name", "type" and a "provider_id" in '
+                 "1..65535",
+    "multi-process": "give every process the same providers, and flock a bootstrap that works "
+                     "for several processes (mpi)",
+    "readiness-shutdown": 'give a flock provider a "file": the group file scripts wait for',
 }
 # Margo's sanity-check warnings (margo-init.c, sanity_check_abt_configuration)
 WARN_UNUSED = ("Pool \"{name}\" at index {index} is not currently associated with any ES. ULT "
@@ -128,7 +143,7 @@ def json_pointer(path: KeyPath) -> str:
 
 @dataclass(frozen=True)
 class ConfigIssue:
-    rule: int
+    rule: RuleName
     path: KeyPath
     message: str
     hint: str | None = None
@@ -372,7 +387,7 @@ class _Checker:
         self.issues: list[ConfigIssue] = []
         self.model = margo_model(self.margo())
 
-    def add(self, rule: int, path: KeyPath, message: str, hint: str | None = None,
+    def add(self, rule: RuleName, path: KeyPath, message: str, hint: str | None = None,
             severity: Severity = "error") -> None:
         loc = self.locate(path) if self.locate else None
         self.issues.append(ConfigIssue(rule, path, message, hint, severity, loc))
@@ -441,21 +456,22 @@ class _Checker:
     def run(self) -> list[ConfigIssue]:
         m = self.c.get("margo", {})
         if m is not None and not isinstance(m, dict | list):
-            self.add(3, ("margo",), '"margo" must be an object (or an array of engines)')
+            self.add("pools-defined",
+                     ("margo",), '"margo" must be an object (or an array of engines)')
             return self.issues
         self.top_level_sections()
-        self.rule1_2_protocol()
-        self.rule3_pools()
-        self.rule4_primary()
+        self.check_protocol()
+        self.check_pools()
+        self.check_primary()
         if not any(i.severity == "error" and i.path[:1] == ("margo",) for i in self.issues):
-            self.rule5_6_margo_warnings()  # Margo's sanity check runs once its init succeeded
-        self.rule7_8_9_cpus()
-        self.rule10_cxi()
-        self.rule11_spack()
-        self.rule12_libraries()
-        self.rule13_providers()
-        self.rule14_multiprocess()
-        self.rule15_readiness()
+            self.check_margo_warnings()  # Margo's sanity check runs once its init succeeded
+        self.check_cpus()
+        self.check_cxi()
+        self.check_spack()
+        self.check_libraries()
+        self.check_providers()
+        self.check_multiprocess()
+        self.check_readiness()
         return self.issues
 
     def top_level_sections(self) -> None:
@@ -464,13 +480,14 @@ class _Checker:
                 continue
             what = ("a section of the older seed-document format" if key in SEED_SECTIONS
                     else "an unknown top-level key")
-            self.add(12, (key,), f'"{key}" is {what}: Bedrock 0.16 ignores it silently (it is '
+            self.add("module-libraries",
+                     (key,), f'"{key}" is {what}: Bedrock 0.16 ignores it silently (it is '
                      "not in the running config)",
                      "remove it; its providers belong in \"providers\" with a \"libraries\" "
                      "entry for their module" if key in SEED_SECTIONS else "remove it",
                      severity="warning")
 
-    def rule1_2_protocol(self) -> None:
+    def check_protocol(self) -> None:
         mp = self.margo_path()
         addr = self.address()
         path = (*mp, "mercury", "address")
@@ -478,52 +495,58 @@ class _Checker:
                  'mercury.address found in configuration')
         valid = addr is not None and ":" in addr
         if self.cli_address == NO_CLI_ADDRESS and not valid:
-            self.add(1, path if addr is not None else (*mp, "mercury"),
+            self.add("protocol-address", path if addr is not None else (*mp, "mercury"),
                      f"Bedrock: {infer}" + (f" ({addr!r} has no \":\")" if addr else ""),
                      f'write "{addr or "ofi+tcp"}://" or give the protocol on the bedrock '
                      "command line")
             return
         if self.cli_address and addr is not None and not valid:
-            self.add(1, path, f"mercury.address {addr!r} is not an address (Bedrock: "
+            self.add("protocol-address",
+                     path, f"mercury.address {addr!r} is not an address (Bedrock: "
                      f"\"{infer}\"); it works only because the command line gives "
                      f"{self.cli_address!r}", f'write "{addr}://"', severity="warning")
             return
         if addr is None:
             if self.cli_address is None:
-                self.add(1, (*mp, "mercury"), "no mercury.address: the protocol must then be "
+                self.add("protocol-address",
+                         (*mp, "mercury"), "no mercury.address: the protocol must then be "
                          "given on the bedrock command line", "set margo.mercury.address to the "
                          "protocol, e.g. \"ofi+tcp://\"", severity="warning")
             return
         if not valid:
-            self.add(1, path, f'address {addr!r} has no ":" (Bedrock: "{infer}" unless the '
+            self.add("protocol-address",
+                     path, f'address {addr!r} has no ":" (Bedrock: "{infer}" unless the '
                      "command line gives the protocol)", f'write "{addr}://"',
                      severity="warning")
             return
         if self.cli_address and _protocol(self.cli_address) != _protocol(addr):
-            self.add(1, path, f"mercury.address {addr!r} is ignored: the command line gives "
+            self.add("protocol-address",
+                     path, f"mercury.address {addr!r} is ignored: the command line gives "
                      f"{self.cli_address!r}, which Bedrock applies to every engine",
                      "make them agree", severity="warning")
         if "ofi_rxm" in addr:
-            self.add(1, path, f"address {addr!r} hard-codes ';ofi_rxm' (Mercury adds it only for "
+            self.add("protocol-address",
+                     path, f"address {addr!r} hard-codes ';ofi_rxm' (Mercury adds it only for "
                      "libfabric < 1.18)", f'write "{addr.split(";")[0]}://"')
         proto = _protocol(addr).split(";")[0]
         if proto not in KNOWN_PROTOCOLS:
-            self.add(1, path, f"unknown protocol {proto!r} (margo-info lists: "
+            self.add("protocol-address", path, f"unknown protocol {proto!r} (margo-info lists: "
                      + ", ".join(KNOWN_PROTOCOLS) + ")",
                      "use an address as margo-info lists it, e.g. \"cxi://\", \"ofi+tcp://\"")
         if self.site is not None:
             protos = [_protocol(t.protocol) for t in self.site.transports]
             if _protocol(addr) not in protos:
-                self.add(2, path, f"protocol {_protocol(addr)!r} is not a transport of site "
+                self.add("protocol-on-site",
+                         path, f"protocol {_protocol(addr)!r} is not a transport of site "
                          f"{self.site.name!r} (it has: {', '.join(protos)})",
                          "use a protocol margo-info reports on the compute nodes; add it to "
                          "the site profile's transports if it is really there")
 
-    def rule3_pools(self) -> None:
+    def check_pools(self) -> None:
         mp = self.margo_path()
         abt = self.margo().get("argobots", {})
         if not isinstance(abt, dict):
-            self.add(3, (*mp, "argobots"), '"argobots" must be an object')
+            self.add("pools-defined", (*mp, "argobots"), '"argobots" must be an object')
             return
         declared = [str(p.get("name", f"__pool_{i}__")) if isinstance(p, dict) else ""
                     for i, p in enumerate(abt.get("pools", []) or [])] \
@@ -531,21 +554,23 @@ class _Checker:
         for key in ("pools", "xstreams"):
             seq = abt.get(key, [])
             if not isinstance(seq, list):
-                self.add(3, (*mp, "argobots", key), f'"{key}" must be an array')
+                self.add("pools-defined", (*mp, "argobots", key), f'"{key}" must be an array')
                 continue
             seen: dict[str, int] = {}
             for i, item in enumerate(seq):
                 p = (*mp, "argobots", key, i)
                 if not isinstance(item, dict):
-                    self.add(3, p, "must be an object")
+                    self.add("pools-defined", p, "must be an object")
                     continue
                 name = item.get("name")
                 if name is not None:
                     if not isinstance(name, str) or not NAME_RE.match(name):
-                        self.add(3, (*p, "name"), f"invalid name {name!r}: names match "
+                        self.add("pools-defined",
+                                 (*p, "name"), f"invalid name {name!r}: names match "
                                  "[A-Za-z_][A-Za-z0-9_]*", "use letters, digits and '_'")
                     elif name in seen:
-                        self.add(3, (*p, "name"), f'Found two elements with the same name '
+                        self.add("pools-defined",
+                                 (*p, "name"), f'Found two elements with the same name '
                                  f'("{name}") in "argobots.{key}" (also at index {seen[name]})',
                                  "give each one its own name")
                     else:
@@ -553,11 +578,12 @@ class _Checker:
                 if key == "pools":
                     kind = item.get("kind", "fifo_wait")
                     if kind not in POOL_KINDS:
-                        self.add(3, (*p, "kind"), f'Invalid enum value for pool kind ("{kind}")',
+                        self.add("pools-defined",
+                                 (*p, "kind"), f'Invalid enum value for pool kind ("{kind}")',
                                  "use one of: " + ", ".join(POOL_KINDS))
                     acc = item.get("access", "mpmc")
                     if acc not in POOL_ACCESS:
-                        self.add(3, (*p, "access"),
+                        self.add("pools-defined", (*p, "access"),
                                  f'Invalid enum value for pool access ("{acc}")',
                                  "use one of: " + ", ".join(POOL_ACCESS))
                 else:
@@ -573,26 +599,29 @@ class _Checker:
                        f'Could not find element named "{ref}" in "argobots.pools" array'
                        if isinstance(ref, str) else
                        f'"{key}" field in configuration should be an integer or a string')
-                self.add(3, (*mp, key), msg, "define the pool or use an existing one")
+                self.add("pools-defined", (*mp, key), msg, "define the pool or use an existing one")
         bed = self.c.get("bedrock", {})
         if bed is not None and not isinstance(bed, dict):
-            self.add(3, ("bedrock",), 'Invalid entry type for "bedrock" (expected object)',
+            self.add("pools-defined",
+                     ("bedrock",), 'Invalid entry type for "bedrock" (expected object)',
                      'write "bedrock": {"pool": "<name>", "provider_id": 0}')
         elif isinstance(bed, dict) and "pool" in bed:
             ref = bed["pool"]
             if not isinstance(ref, str):
-                self.add(3, ("bedrock", "pool"), "Invalid type in Bedrock's \"pool\" entry "
+                self.add("pools-defined",
+                         ("bedrock", "pool"), "Invalid type in Bedrock's \"pool\" entry "
                          f"(got {_json_type(ref)}: Bedrock 0.16 takes a pool name only)",
                          "write the pool's name")
             elif self.resolve_pool(ref) is None:
-                self.add(3, ("bedrock", "pool"), f'Could not find pool with name "{ref}"',
+                self.add("pools-defined",
+                         ("bedrock", "pool"), f'Could not find pool with name "{ref}"',
                          "use a pool defined in margo.argobots.pools")
 
     def _check_xstream(self, item: dict[str, Any], p: KeyPath, declared: list[str]) -> None:
         for key, expected in (("cpubind", "int"), ("affinity", "array"),
                               ("scheduler", "object")):
             if key in item and _json_type(item[key]) != expected:
-                self.add(3 if key == "scheduler" else 8, (*p, key),
+                self.add("pools-defined" if key == "scheduler" else "cpu-ids-on-node", (*p, key),
                          f'Invalid type for "{key} in xstream configuration (expected '
                          f"{expected}, got {_json_type(item[key])})",
                          "write the CPU id as a number" if key == "cpubind" else None)
@@ -601,43 +630,45 @@ class _Checker:
             return
         st = sched.get("type", "basic_wait")
         if st not in SCHEDULER_TYPES:
-            self.add(3, (*p, "scheduler", "type"),
+            self.add("pools-defined", (*p, "scheduler", "type"),
                      f'Invalid enum value for scheduler.type ("{st}")',
                      "use one of: " + ", ".join(SCHEDULER_TYPES))
         pools = sched.get("pools", [])
         if not isinstance(pools, list) or not pools:
-            self.add(3, (*p, "scheduler", "pools"), "the scheduler needs at least one pool",
+            self.add("pools-defined",
+                     (*p, "scheduler", "pools"), "the scheduler needs at least one pool",
                      'write e.g. "pools": ["rpc_pool"]')
             return
         for j, ref in enumerate(pools):
             if _is_int(ref):
                 if not 0 <= ref < len(declared):
-                    self.add(3, (*p, "scheduler", "pools", j),
+                    self.add("pools-defined", (*p, "scheduler", "pools", j),
                              f"Invalid pool index ({ref}) in scheduler configuration",
                              "define it in argobots.pools")
             elif not isinstance(ref, str) or (ref not in declared and ref != "__primary__"):
-                self.add(3, (*p, "scheduler", "pools", j),
+                self.add("pools-defined", (*p, "scheduler", "pools", j),
                          f'Invalid reference to pool "{ref}" in scheduler configuration',
                          "define it in argobots.pools")
 
-    def rule4_primary(self) -> None:
+    def check_primary(self) -> None:
         mp = self.margo_path()
         for i, x in enumerate(self.xstreams()):
             if x.get("name") != "__primary__":
                 continue
             p = (*mp, "argobots", "xstreams", i)
             if not any(pool.get("name") == "__primary__" for pool in self.pools()):
-                self.add(4, p, "xstream __primary__ is defined but no pool is named "
+                self.add("primary-pool-first",
+                         p, "xstream __primary__ is defined but no pool is named "
                          "__primary__ (margo: \"Could not find __primary__ pool after "
                          "initialization from configuration\")",
                          "add {\"name\": \"__primary__\"} to argobots.pools, or define neither")
             pools = self.sched_pools(x)
             if pools and self.resolve_pool(pools[0]) != "__primary__":
-                self.add(4, (*p, "scheduler", "pools", 0),
+                self.add("primary-pool-first", (*p, "scheduler", "pools", 0),
                          'Pool with name "__primary__" should be the first pool of the primary '
                          "xstream", 'put "__primary__" first in its scheduler pools')
 
-    def rule5_6_margo_warnings(self) -> None:
+    def check_margo_warnings(self) -> None:
         """Margo warns that a pool is never or only sometimes executed, or delayed by the
         progress loop, and ignores settings that an explicit pool overrides: errors here,
         quoting Margo's warning."""
@@ -646,7 +677,8 @@ class _Checker:
         for explicit, ignored in (("progress_pool", "use_progress_thread"),
                                   ("rpc_pool", "rpc_thread_count")):
             if explicit in m and ignored in m:
-                self.add(6, (*mp, ignored), f'Margo warns: "{ignored}" will be ignored because '
+                self.add("progress-pool-alone",
+                         (*mp, ignored), f'Margo warns: "{ignored}" will be ignored because '
                          f'"{explicit}" field was specified', f"give either {explicit} or "
                          f"{ignored}")
         if self.model is None:
@@ -654,13 +686,16 @@ class _Checker:
         n_declared = len(self.pools())
         for index, text in self.model.warnings():
             path = (*mp, "argobots", "pools", index) if index < n_declared else (*mp, "argobots")
-            rule = 5 if "not currently associated" in text or "not the first pool" in text else 6
+            rule: RuleName = ("pool-served-first" if "not currently associated" in text
+                              or "not the first pool" in text else "progress-pool-alone")
             self.add(rule, path, f"Margo warns: {text}",
-                     "give the pool an xstream whose scheduler lists it first" if rule == 5
+                     "give the pool an xstream whose scheduler lists it first"
+                     if rule == "pool-served-first"
                      else "give the progress pool an xstream of its own")
         if self.model.rpc == self.model.progress and (
                 "rpc_pool" in m or "progress_pool" in m):
-            self.add(6, (*mp, "rpc_pool"), f"RPC handlers run in the progress pool "
+            self.add("progress-pool-alone",
+                     (*mp, "rpc_pool"), f"RPC handlers run in the progress pool "
                      f"{self.model.progress!r}", "add an rpc pool served by its own xstreams",
                      severity="warning")
         for i, prov in enumerate(self.providers()):
@@ -672,7 +707,8 @@ class _Checker:
                 n = sum(1 for _x, pools in self.model.xstreams if pool in pools)
                 if n < need:
                     assert ctype is not None and ctype.min_pool_xstreams is not None
-                    self.add(5, ("providers", i, "config", *ctype.min_pool_xstreams[0]),
+                    self.add("pool-served-first",
+                             ("providers", i, "config", *ctype.min_pool_xstreams[0]),
                              f"pool {pool!r} has {n} xstream(s); {ctype.min_pool_xstreams[2]}",
                              f"give pool {pool!r} {need} xstreams", severity="warning")
 
@@ -687,18 +723,18 @@ class _Checker:
                 out.append(((*p, "cpubind"), x["cpubind"]))
         return out
 
-    def rule7_8_9_cpus(self) -> None:
+    def check_cpus(self) -> None:
         mp = self.margo_path()
         items = self._cpu_items()
         pinned = [(p, c) for p, c in items if not (p[-1] == "cpubind" and c == -1)]
         for p, c in items:
             if p[-2] == "affinity" and not _is_int(c):
-                self.add(8, p, "Invalid type found in affinity array",
+                self.add("cpu-ids-on-node", p, "Invalid type found in affinity array",
                          "write the CPU id as a number")
         for i, x in enumerate(self.xstreams()):
             cb, aff = x.get("cpubind"), x.get("affinity")
             if _is_int(cb) and cb >= 0 and isinstance(aff, list) and aff and cb not in aff:
-                self.add(8, (*mp, "argobots", "xstreams", i, "cpubind"),
+                self.add("cpu-ids-on-node", (*mp, "argobots", "xstreams", i, "cpubind"),
                          f"cpubind {cb} is not in affinity {aff}: margo applies cpubind last, "
                          "so the affinity list is silently lost",
                          "give only affinity (preferred), or only cpubind")
@@ -711,27 +747,30 @@ class _Checker:
                 if not _is_int(c) or c < 0:
                     continue
                 if c not in topo.all_cpus:
-                    self.add(8, p, f"CPU {c} does not exist on this node (CPUs 0-"
+                    self.add("cpu-ids-on-node", p, f"CPU {c} does not exist on this node (CPUs 0-"
                              f"{max(topo.all_cpus)}): {ignored}",
                              "use absolute OS CPU ids of the node", severity="warning")
                 elif c in reserved:
-                    self.add(8, p, f"CPU {c} belongs to a core reserved for the OS",
+                    self.add("cpu-ids-on-node", p, f"CPU {c} belongs to a core reserved for the OS",
                              "use a CPU of a core not in node.reserved_cores")
                 elif c not in topo.allowed_cpus:
-                    self.add(8, p, f"CPU {c} is outside the allowed cpuset: {ignored}",
+                    self.add("cpu-ids-on-node",
+                             p, f"CPU {c} is outside the allowed cpuset: {ignored}",
                              "use a CPU in node.allowed_cpus / online_cpus", severity="warning")
         if self.rank_cpus is not None:
             allowed = set(self.rank_cpus)
             for p, c in pinned:
                 if _is_int(c) and c >= 0 and c not in allowed:
-                    self.add(9, p, f"CPU {c} is outside the cpuset the launcher binds this rank "
+                    self.add("cpus-inside-binding",
+                             p, f"CPU {c} is outside the cpuset the launcher binds this rank "
                              f"to ({sorted(allowed)[:8]}...)",
                              "bind the rank with --cpu-bind=none/--bind-to none or to a set "
                              "that contains every pinned CPU")
         if self.site is not None and pinned:
             req = [s.replace(" ", "") for s in self.site.spack.require.get("argobots", [])]
             if any("~affinity" in s for s in req):
-                self.add(7, pinned[0][0], "xstreams are pinned but the site requires "
+                self.add("pinning-needs-affinity",
+                         pinned[0][0], "xstreams are pinned but the site requires "
                          "argobots~affinity: Argobots ignores every affinity/cpubind",
                          "require argobots+affinity in the site's spack.require")
         if self.ranks_per_node and self.ranks_per_node > 1 and self.model is not None:
@@ -739,24 +778,25 @@ class _Checker:
                             if "cpubind" in x or isinstance(x.get("affinity"), list)}
             loose = [n for n, _ in self.model.xstreams if n not in pinned_names]
             if loose:
-                self.add(9, (*mp, "argobots"), f"{self.ranks_per_node} ranks per node with "
+                self.add("cpus-inside-binding",
+                         (*mp, "argobots"), f"{self.ranks_per_node} ranks per node with "
                          f"unpinned xstreams ({', '.join(loose)}): Argobots built with affinity "
                          "pins xstream i of every rank to CPU i mod N of its cpuset, so ranks "
                          "that share a cpuset all put __primary__ on the same CPU",
                          "give every xstream an affinity list (generate does), or bind each "
                          "rank to its own cores", severity="warning")
 
-    def rule10_cxi(self) -> None:
+    def check_cxi(self) -> None:
         addr = self.address()
         merc = self.margo().get("mercury", {})
         if addr and "cxi" in _protocol(addr) and isinstance(merc, dict) and "auth_key" in merc:
-            self.add(10, (*self.margo_path(), "mercury", "auth_key"),
+            self.add("cxi-no-auth-key", (*self.margo_path(), "mercury", "auth_key"),
                      f"mercury.auth_key ({merc['auth_key']!r}) on CXI disables margo's automatic "
                      "job VNI (even \"\" counts as set)",
                      "remove auth_key; launch with srun --network=job_vni,single_node_vni or "
                      "mpiexec --single-node-vni")
 
-    def rule11_spack(self) -> None:
+    def check_spack(self) -> None:
         m = self.margo()
         if "plumber" not in m:
             return
@@ -765,20 +805,23 @@ class _Checker:
         if isinstance(pl, dict):
             if pl.get("bucket_policy", "package") not in ("package", "numa", "all",
                                                           "passthrough"):
-                self.add(11, (*p, "bucket_policy"), f"invalid bucket_policy "
+                self.add("spack-variants", (*p, "bucket_policy"), f"invalid bucket_policy "
                          f"{pl.get('bucket_policy')!r}", "use package, numa, all or passthrough")
             if pl.get("nic_policy", "roundrobin") not in ("roundrobin", "random", "bycore",
                                                           "byset"):
-                self.add(11, (*p, "nic_policy"), f"invalid nic_policy {pl.get('nic_policy')!r}",
+                self.add("spack-variants",
+                         (*p, "nic_policy"), f"invalid nic_policy {pl.get('nic_policy')!r}",
                          "use roundrobin, random, bycore or byset")
         req = [s.replace(" ", "") for s in self.site.spack.require.get("mochi-margo", [])] \
             if self.site else []
         if any("~hwloc" in s for s in req):
-            self.add(11, p, '"plumber" field is present but mochi-plumber support is disabled '
+            self.add("spack-variants",
+                     p, '"plumber" field is present but mochi-plumber support is disabled '
                      "(the site requires mochi-margo~hwloc)",
                      "remove margo.plumber, or build mochi-margo+hwloc")
         elif self.site is None:
-            self.add(11, p, "margo.plumber needs mochi-margo+hwloc (an error on other builds)",
+            self.add("spack-variants",
+                     p, "margo.plumber needs mochi-margo+hwloc (an error on other builds)",
                      severity="warning")
 
     # ---- libraries and providers ----------------------------------------------------------
@@ -796,30 +839,32 @@ class _Checker:
             foreign = foreign or not registered
         return types, foreign
 
-    def rule12_libraries(self) -> None:
+    def check_libraries(self) -> None:
         libs = self.c.get("libraries", [])
         if libs is None:
             return
         if not isinstance(libs, list):
-            self.add(12, ("libraries",), '"libraries" field needs to be an array',
+            self.add("module-libraries", ("libraries",), '"libraries" field needs to be an array',
                      'write ["libyokan-bedrock-module.so", ...] (the object form was dropped)')
             return
         for i, lib in enumerate(libs):
             if not isinstance(lib, str):
-                self.add(12, ("libraries", i), "Module library should be a string")
+                self.add("module-libraries", ("libraries", i), "Module library should be a string")
                 continue
             if self.catalogue.by_library(lib):
                 continue
             if Path(lib).is_absolute() and Path(lib).is_file():
                 continue
             if lib.endswith("-bedrock-module.so"):
-                self.add(12, ("libraries", i), f"{lib} is not a module of the component "
+                self.add("module-libraries",
+                         ("libraries", i), f"{lib} is not a module of the component "
                          "catalogue: Bedrock must find it on LD_LIBRARY_PATH (\"Could not dlopen "
                          f"library {lib}\" otherwise)", "add the component to "
                          "share/components.json, or load it by absolute path",
                          severity="warning")
             else:
-                self.add(12, ("libraries", i), f"{lib} is not a Bedrock module library "
+                self.add("module-libraries",
+                         ("libraries", i), f"{lib} is not a Bedrock module library "
                          "bedrock-deploy knows; unless it is on the library path Bedrock fails "
                          f'with "Could not dlopen library {lib}: {lib}: cannot open shared '
                          'object file: No such file or directory"',
@@ -832,11 +877,12 @@ class _Checker:
                 continue
             ctype = self.catalogue.get(t)
             if ctype is not None:
-                self.add(12, ("providers", i, "type"), f"provider type {t!r} needs "
+                self.add("module-libraries", ("providers", i, "type"), f"provider type {t!r} needs "
                          f'{ctype.library} in "libraries" (Bedrock: Could not find registration '
                          f'function for module "{t}")', f'add "{ctype.library}" to libraries')
             elif not foreign:
-                self.add(12, ("providers", i, "type"), f'Could not find registration function '
+                self.add("module-libraries",
+                         ("providers", i, "type"), f'Could not find registration function '
                          f'for module "{t}": no library in "libraries" provides type {t!r}',
                          "known types: " + ", ".join(self.catalogue.components))
 
@@ -895,12 +941,12 @@ class _Checker:
                     return at("/engine", v, "instance is below minimum of 0")
         return None
 
-    def rule13_providers(self) -> None:
+    def check_providers(self) -> None:
         provs = self.c.get("providers", [])
         if provs is None:
             return
         if not isinstance(provs, list):
-            self.add(13, ("providers",), "Invalid JSON configuration passed to "
+            self.add("providers", ("providers",), "Invalid JSON configuration passed to "
                      "ProviderManager::addProviderListFromJSON (should be an array)",
                      "write a JSON array of provider objects")
             return
@@ -914,38 +960,44 @@ class _Checker:
             p = ("providers", i)
             schema = self._schema_error(p, prov)
             if schema is not None:
-                self.add(13, p, schema, "see the provider schema: name, type, provider_id "
+                self.add("providers", p, schema, "see the provider schema: name, type, provider_id "
                          "0..65535, tags [str], config {}, dependencies {key: str|int|[...]}")
                 continue
             for key in sorted(set(prov) - {"name", "type", "provider_id", "tags", "config",
                                            "dependencies", "engine", "__if__"}):
-                self.add(13, (*p, key), f'provider key "{key}" is not part of Bedrock\'s provider '
+                self.add("providers",
+                         (*p, key), f'provider key "{key}" is not part of Bedrock\'s provider '
                          "schema: Bedrock 0.16 ignores it",
                          'write "dependencies": {"pool": "<name>"}' if key == "pool"
                          else "remove it", severity="warning")
             engine = prov.get("engine", 0)
             if engine >= n_engines:
-                self.add(13, (*p, "engine"), f"Invalid engine index {engine} (only {n_engines} "
+                self.add("providers",
+                         (*p, "engine"), f"Invalid engine index {engine} (only {n_engines} "
                          "engines available)", "use 0 or an index into margo")
             pid = prov.get("provider_id", 65535)
             if pid == bid:
-                self.add(13, (*p, "provider_id"), f"Bedrock already uses provider ID {bid}",
+                self.add("providers",
+                         (*p, "provider_id"), f"Bedrock already uses provider ID {bid}",
                          "use an id other than bedrock.provider_id")
             self._dependencies(i, prov, provs[:i])
             name = prov["name"]
             if name in names:
-                self.add(13, (*p, "name"), f'Name "{name}" already used by another provider '
+                self.add("providers",
+                         (*p, "name"), f'Name "{name}" already used by another provider '
                          f"(providers[{names[name]}])", "give each provider its own name")
             names.setdefault(name, i)
             if pid == 65535:
                 if "provider_id" not in prov:
                     continue
-                self.add(13, (*p, "provider_id"), "provider_id 65535 means \"assign one\": "
+                self.add("providers",
+                         (*p, "provider_id"), "provider_id 65535 means \"assign one\": "
                          "Bedrock picks the lowest free id", "give an id below 65535, or "
                          "leave provider_id out", severity="warning")
                 continue
             if pid in ids:
-                self.add(13, (*p, "provider_id"), f"Another provider already uses provider ID "
+                self.add("providers",
+                         (*p, "provider_id"), f"Another provider already uses provider ID "
                          f"{pid} (providers[{ids[pid]}])", "give each its own id")
             ids.setdefault(pid, i)
             self._component_config(i, prov)
@@ -959,7 +1011,7 @@ class _Checker:
             return
         for key in deps:
             if ctype.dependency(key) is None and not ctype.open_dependencies:
-                self.add(13, (*p, "dependencies", key), f"dependency key {key!r} is not "
+                self.add("providers", (*p, "dependencies", key), f"dependency key {key!r} is not "
                          f"declared by the {ctype.name} module (it declares: "
                          f"{', '.join(d.name for d in ctype.dependencies) or 'none'}): Bedrock "
                          "0.16 drops it silently", "remove it", severity="warning")
@@ -968,7 +1020,8 @@ class _Checker:
             prefix = f'While resolving dependency "{dep.name}" (type "{dep.type}"): '
             if dep.name not in deps:
                 if dep.required:
-                    self.add(13, (*p, "dependencies"), f'{prefix}Missing dependency "{dep.name}" '
+                    self.add("providers",
+                             (*p, "dependencies"), f'{prefix}Missing dependency "{dep.name}" '
                              f'of type "{dep.type}" in provider configuration',
                              f'add "dependencies": {{"{dep.name}": "..."}}')
                 continue
@@ -978,7 +1031,8 @@ class _Checker:
                 if isinstance(value, list) and len(value) == 1:
                     value = value[0]
                 if isinstance(value, list):
-                    self.add(13, where, f"{prefix}[json.exception.type_error.302] type must be "
+                    self.add("providers",
+                             where, f"{prefix}[json.exception.type_error.302] type must be "
                              "number, but is array", "give one value")
                     continue
                 values = [value]
@@ -987,7 +1041,7 @@ class _Checker:
             for v in values:
                 err = self._resolve(dep.type, v, earlier)
                 if err:
-                    self.add(13, where, prefix + err, "refer to an existing pool, or to a "
+                    self.add("providers", where, prefix + err, "refer to an existing pool, or to a "
                              "provider created earlier (name, type:id, name@location)")
 
     def _resolve(self, dtype: str, spec: Any, earlier: list[Any]) -> str | None:
@@ -1048,12 +1102,12 @@ class _Checker:
         create = (f'While creating provider "{prov["name"]}" of type "{ctype.name}" '
                   "(ModuleManager::createComponent): ")
         for choice, value in ctype.unknown_choices(cfg):
-            self.add(13, (*p, *choice.key), f"{create}Invalid configuration (unknown "
+            self.add("providers", (*p, *choice.key), f"{create}Invalid configuration (unknown "
                      f"{choice.path} {_dump(value)}; the {ctype.name} module has: "
                      f"{', '.join(choice.values)})", "use one of: " + ", ".join(choice.values))
         for choice in ctype.choices:
             if choice.required and choice.selected(cfg) is None and ctype.name != "flock":
-                self.add(13, p, f"{create}Invalid configuration (no {choice.path})",
+                self.add("providers", p, f"{create}Invalid configuration (no {choice.path})",
                          f"set {choice.path}")
         if ctype.name == "flock":
             self._flock(i, prov, cfg, create)
@@ -1061,13 +1115,14 @@ class _Checker:
     def _flock(self, i: int, prov: dict[str, Any], cfg: dict[str, Any], create: str) -> None:
         p = ("providers", i, "config")
         if "bootstrap" not in cfg:
-            self.add(14, p, f'{create}[flock] "bootstrap" field not found in provider '
+            self.add("multi-process", p, f'{create}[flock] "bootstrap" field not found in provider '
                      "configuration", 'add "bootstrap": "mpi" (or "self", "join", a list)')
             return
         boot = cfg["bootstrap"]
         boots = boot if isinstance(boot, list) else [boot]
         if not all(isinstance(b, str) for b in boots):
-            self.add(14, (*p, "bootstrap"), f'{create}[flock] "bootstrap" field should be of '
+            self.add("multi-process",
+                     (*p, "bootstrap"), f'{create}[flock] "bootstrap" field should be of '
                      "type string or array" if not isinstance(boot, list) else
                      f'{create}[flock] "bootstrap" array should only contain strings',
                      'write e.g. "mpi" or ["join", "mpi"]')
@@ -1078,10 +1133,11 @@ class _Checker:
             if b not in FLOCK_BOOTSTRAPS:
                 msg = f'[flock] Invalid value "{b}" for "bootstrap" field'
                 if last:
-                    self.add(14, (*p, "bootstrap"), create + msg,
+                    self.add("multi-process", (*p, "bootstrap"), create + msg,
                              "use self, mpi or join (or a list tried in order)")
                 else:
-                    self.add(14, (*p, "bootstrap"), f"{msg}: Bedrock logs it and tries the "
+                    self.add("multi-process",
+                             (*p, "bootstrap"), f"{msg}: Bedrock logs it and tries the "
                              "next method", "remove it", severity="warning")
                 continue
             tried.append(b)
@@ -1090,21 +1146,24 @@ class _Checker:
         group = cfg.get("group")
         gtype = group.get("type") if isinstance(group, dict) else None
         if group is None:
-            self.add(14, p, f"{create}[flock] No backend type provided for the group",
+            self.add("multi-process", p, f"{create}[flock] No backend type provided for the group",
                      'add "group": {"type": "static"}')
         if "join" in tried:
             if not isinstance(cfg.get("file"), str):
-                self.add(14, (*p, "bootstrap"), f'{create}[flock] "file" field not found (or '
+                self.add("multi-process",
+                         (*p, "bootstrap"), f'{create}[flock] "file" field not found (or '
                          "is not a string) required to join the group",
                          "add the group file path")
             elif gtype == "static":
                 if tried == ["join"]:
-                    self.add(14, (*p, "group", "type"), f"{create}[flock] Failed to initialized "
+                    self.add("multi-process",
+                             (*p, "group", "type"), f"{create}[flock] Failed to initialized "
                              "group with flock_group_view_init_from_file when the group file is "
                              "missing, and \"[flock] Cannot join a static group\" when it "
                              "exists", 'use "centralized" for staggered starts')
                 else:
-                    self.add(14, (*p, "group", "type"), "bootstrap tries \"join\" first on a "
+                    self.add("multi-process",
+                             (*p, "group", "type"), "bootstrap tries \"join\" first on a "
                              "static group: if the group file exists the provider fails "
                              "([flock] Cannot join a static group); it only works as a fallback "
                              "when the file is missing", 'use "centralized", or drop "join"',
@@ -1112,22 +1171,26 @@ class _Checker:
         if "mpi_ranks" in cfg:
             ranks = cfg["mpi_ranks"]
             if not isinstance(ranks, list):
-                self.add(14, (*p, "mpi_ranks"), f'{create}[flock] "mpi_ranks" field should be '
+                self.add("multi-process",
+                         (*p, "mpi_ranks"), f'{create}[flock] "mpi_ranks" field should be '
                          "an array", "write e.g. [0, 1]")
             elif not all(_is_int(r) for r in ranks):
-                self.add(14, (*p, "mpi_ranks"), f'{create}[flock] "mpi_ranks" should contain '
+                self.add("multi-process",
+                         (*p, "mpi_ranks"), f'{create}[flock] "mpi_ranks" should contain '
                          "only integers", "write e.g. [0, 1]")
             elif "mpi" in tried and self.total is not None and any(
                     not 0 <= r < self.total for r in ranks):
-                self.add(14, (*p, "mpi_ranks"), f'{create}[flock] Invalid rank in "mpi_ranks" '
+                self.add("multi-process",
+                         (*p, "mpi_ranks"), f'{create}[flock] Invalid rank in "mpi_ranks" '
                          f"list (the world has {self.total} processes)",
                          f"use ranks 0..{self.total - 1}")
 
-    def rule14_multiprocess(self) -> None:
+    def check_multiprocess(self) -> None:
         provs = self.providers()
         for i, prov in enumerate(provs):
             if "__if__" in prov and not isinstance(prov["__if__"], bool | str):
-                self.add(14, ("providers", i, "__if__"), "__if__ condition should be a string "
+                self.add("multi-process",
+                         ("providers", i, "__if__"), "__if__ condition should be a string "
                          "or a boolean", 'write "$MPI_COMM_WORLD.rank == 0"')
         guarded = {str(q.get("name")) for q in provs if "__if__" in q}
         for i, prov in enumerate(provs):
@@ -1137,7 +1200,7 @@ class _Checker:
             for key, val in (deps.items() if isinstance(deps, dict) else []):
                 for ref in val if isinstance(val, list) else [val]:
                     if isinstance(ref, str) and ref in guarded:
-                        self.add(14, ("providers", i, "dependencies", key),
+                        self.add("multi-process", ("providers", i, "dependencies", key),
                                  f"depends on {ref!r}, which exists only where its __if__ holds "
                                  f"(e.g. rank 0), but {prov.get('name')!r} runs everywhere",
                                  f"give it the same __if__, or depend on '{ref}@0'")
@@ -1146,7 +1209,7 @@ class _Checker:
             boot = cfg.get("bootstrap") if p.get("type") == "flock" and isinstance(
                 cfg, dict) else None
             if self.total is not None and self.total > 1 and boot in ("self", ["self"]):
-                self.add(14, ("providers", i, "config", "bootstrap"),
+                self.add("multi-process", ("providers", i, "config", "bootstrap"),
                          f'bootstrap "self" with {self.total} processes makes each process its '
                          "own one-member group",
                          'use "mpi" (one launch for all ranks) or ["join", "mpi"]')
@@ -1154,7 +1217,8 @@ class _Checker:
         req = [s.replace(" ", "") for s in self.site.spack.require.get("mochi-bedrock", [])] \
             if self.site is not None else []
         if reasons and any("~mpi" in s for s in req):
-            self.add(14, (), "the config uses MPI (" + "; ".join(reasons) + ") but the site "
+            self.add("multi-process",
+                     (), "the config uses MPI (" + "; ".join(reasons) + ") but the site "
                      "requires mochi-bedrock~mpi: $MPI_COMM_WORLD is then null and flock's mpi "
                      "bootstrap fails (\"[flock] Flock was not built with MPI support\")",
                      "require mochi-bedrock+mpi in the site's spack.require, or drop the MPI "
@@ -1164,19 +1228,22 @@ class _Checker:
                 continue
             for key in ("argobots", "use_progress_thread", "rpc_thread_count"):
                 if key in eng:
-                    self.add(14, (*ep, key), f"child margo engine {k} must not contain {key!r}",
+                    self.add("multi-process",
+                             (*ep, key), f"child margo engine {k} must not contain {key!r}",
                              "remove it: children share the parent's Argobots setup")
 
-    def rule15_readiness(self) -> None:
+    def check_readiness(self) -> None:
         flocks = [(i, p) for i, p in enumerate(self.providers()) if p.get("type") == "flock"]
         if not flocks:
-            self.add(15, ("providers",), "no flock provider: no group file tells scripts when "
+            self.add("readiness-shutdown",
+                     ("providers",), "no flock provider: no group file tells scripts when "
                      "the service is up or where to send bedrock-shutdown -f",
                      "add a flock provider with \"file\"", severity="warning")
         for i, p in flocks:
             cfg = p.get("config", {})
             if isinstance(cfg, dict) and "file" not in cfg:
-                self.add(15, ("providers", i, "config"), "flock provider writes no group file: "
+                self.add("readiness-shutdown",
+                         ("providers", i, "config"), "flock provider writes no group file: "
                          "readiness (the file appearing) and bedrock-shutdown -f need it",
                          '"file": "group.json" (relative to the working directory)')
         addr = self.address()
@@ -1188,7 +1255,8 @@ class _Checker:
             nics = [n for n in self.site.node.nics if n.kind.value == "tcp"]
             if len(nics) > 1 and "FI_TCP_IFACE" not in env and not (
                     isinstance(merc, dict) and merc.get("ip_subnet")):
-                self.add(15, (*self.margo_path(), "mercury"), f"ofi+tcp on a node with "
+                self.add("readiness-shutdown",
+                         (*self.margo_path(), "mercury"), f"ofi+tcp on a node with "
                          f"{len(nics)} interfaces and no FI_TCP_IFACE or mercury.ip_subnet: "
                          "libfabric tcp may hang (ofiwg/libfabric#12480)",
                          "set FI_TCP_IFACE in the site transport's env, or mercury.ip_subnet",
@@ -1215,14 +1283,16 @@ def validate_config(config: Any, *, topology: Topology | None = None,
         topology = Topology.from_node(site.node)
     if isinstance(config, list):
         loc = locate(()) if locate else None
-        return [ConfigIssue(14, (), "Bedrock 0.16.1 cannot read a configuration that is a JSON "
+        return [ConfigIssue("multi-process",
+                            (), "Bedrock 0.16.1 cannot read a configuration that is a JSON "
                             "array (it stops with \"[json.exception.invalid_iterator.207] cannot "
                             "use key() for non-object iterators\" while expanding dotted keys)",
                             "write one config object; give rank-specific parts an \"__if__\" "
                             "condition such as \"$MPI_COMM_WORLD.rank == 0\"", "error", loc)]
     if not isinstance(config, dict):
         loc = locate(()) if locate else None
-        return [ConfigIssue(3, (), "a Bedrock config is a JSON object", "start with '{'",
+        return [ConfigIssue("pools-defined",
+                            (), "a Bedrock config is a JSON object", "start with '{'",
                             "error", loc)]
     expanded, origin = expand_dotted(config)
     expanded = filter_false_conditions(expanded)
@@ -1254,7 +1324,8 @@ def validate_deployment(configs: list[dict[str, Any]], rank_cpus: list[tuple[int
                                                    ranks_per_node=len(configs))]
         for c in cpus:
             if c in owner:
-                out.append((rank, ConfigIssue(9, (), f"CPU {c} is bound to local ranks "
+                out.append((rank, ConfigIssue("cpus-inside-binding",
+                                              (), f"CPU {c} is bound to local ranks "
                                               f"{owner[c]} and {rank}")))
             owner.setdefault(c, rank)
     return out
