@@ -222,7 +222,7 @@ def make_sysfs(
             d = root / f"sys/devices/system/node/node{nid}"
             d.mkdir(parents=True)
             (d / "cpulist").write_text(cpus + "\n")
-            # NUMA meminfo is *not* the node's memory on every host (hpc-local.md §6)
+            # NUMA meminfo is *not* the node's memory on every host (docs/platform-notes.md)
             (d / "meminfo").write_text(f"Node {nid} MemTotal:       1234 kB\n")
     proc = root / "proc/self"
     proc.mkdir(parents=True)
@@ -457,6 +457,6 @@ def test_live_lstopo_and_sysfs_agree_on_this_host(tmp_path: Path) -> None:
                                   text=True, check=True).stdout)
     from_hwloc = read_hwloc_xml(xml).node
     from_sysfs = read_sysfs("/").node
-    # memory differs by design (NUMA local_memory vs /proc/meminfo, hpc-local.md §6)
+    # memory differs by design (NUMA local_memory vs /proc/meminfo, docs/platform-notes.md)
     assert from_hwloc.model_copy(update={"memory_gib": None}) == \
         from_sysfs.model_copy(update={"memory_gib": None})

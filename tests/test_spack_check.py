@@ -210,7 +210,7 @@ def test_check_reports_located_errors(tmp_path: Path, monkeypatch: pytest.Monkey
 def _stand_in_spack(tmp_path: Path, result: dict[str, object]) -> Path:
     """A stand-in for the 'spack' executable: Spack itself cannot be installed on this machine
     (not on PyPI or Debian, no network), so this replays what 'spack python
-    share/spack/spack_api_check.py DIR' printed with Spack 1.1 (spack-observed.md)."""
+    share/spack/spack_api_check.py DIR' printed with Spack 1.1 (docs/platform-notes.md)."""
     root = tmp_path / "spack"
     (root / "bin").mkdir(parents=True)
     exe = root / "bin" / "spack"
@@ -313,8 +313,8 @@ def test_site_packages_may_name_packages_we_do_not_know() -> None:
 
 
 def _stand_in_spack_modules(bad: set[str], unsat: bool) -> dict[str, object]:
-    """Stand-ins for the Spack 1.1 API calls spack_api_check.py makes (spack-observed.md
-    "Python API"); only the documented surface, so the script's own logic can be exercised."""
+    """Stand-ins for the Spack 1.1 API calls spack_api_check.py makes (docs/platform-notes.md,
+    "Spack"); only the documented surface, so the script's own logic can be exercised."""
     import types
 
     class SpackError(Exception):

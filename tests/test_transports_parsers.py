@@ -166,7 +166,7 @@ def test_margo_info_json_truncated_and_wrong_shape() -> None:
 def test_fi_info_real_full_output_of_this_machine() -> None:
     report = parse_fi_info(text("debian12-vm.fi_info.txt"), "fi_info.txt")
     assert report.format == "short"
-    assert len(report.entries) == 97  # hpc-local.md §5: 582 lines, 97 entries
+    assert len(report.entries) == 97  # 582 lines, 97 entries (docs/platform-notes.md)
     counts = Counter(e.provider for e in report.entries)
     assert counts == {"tcp;ofi_rxm": 25, "tcp": 10, "net;ofi_rxm": 20, "net": 15,
                       "sockets": 15, "udp": 5, "udp;ofi_rxd": 5, "shm": 2}

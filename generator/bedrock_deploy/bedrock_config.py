@@ -1,8 +1,9 @@
 """Bedrock JSON configs, one per local rank, for the real Bedrock 0.16 / Margo 0.24.
 
 Shape and field names follow Bedrock's JSON and ``mochi.bedrock.spec.ProcSpec`` (so the output
-loads there), with the choices the reference research (``mochi-stack.md`` §2-3, §6 and its 15
-rules; ``mochi-observed.md`` §2-4g) showed the real stack needs:
+loads there), with the choices the real stack needs: the configuration rules of
+docs/bedrock-config-rules.md (each named there, with its public sources), as the real Bedrock
+0.16.1 behaved on the configurations recorded in tests/data/bedrock-corpus:
 
 * ``libraries`` is an array of module ``.so`` names (the dict form is rejected by Bedrock 0.16);
 * every pool is defined in ``margo.argobots.pools`` (kind ``fifo_wait``, access ``mpmc``) and is

@@ -7,7 +7,7 @@ Two sources, one builder:
   ``sys/devices/system/cpu/{online,possible}``, ``cpuN/topology/{physical_package_id,
   thread_siblings_list}``, ``sys/devices/system/node/nodeN/cpulist``, ``proc/self/status``
   (``Cpus_allowed_list``), ``proc/meminfo`` (the node's memory; NUMA ``nodeN/meminfo`` is not the
-  machine's memory on every host, see ../shared/reference/hpc-local.md §6), and NICs from
+  machine's memory on every host, see docs/platform-notes.md, "Topology and memory"), and NICs from
   ``sys/class/{cxi,infiniband,net}`` with ``device/numa_node``.
 * :func:`read_hwloc_xml` reads ``lstopo --of xml`` output (hwloc 2.x), e.g. one gathered on a
   compute node, or a synthetic topology.
@@ -501,7 +501,10 @@ def probe(hwloc_xml: str | Path | None = None, sysfs_root: str | Path = "/") -> 
 # A site profile for the probed host
 # --------------------------------------------------------------------------------------------
 
-# Default transports per NIC kind, fastest first (mochi-stack.md §4 platform table and rule 1).
+# Default transports per NIC kind, fastest first, in margo-info's address form (rule
+# protocol-address, docs/bedrock-config-rules.md); protocols, fabrics and environment as Mochi's
+# mochi-hpc-experiments/platform-configurations@7b2a291 sets them per network (README.md,
+# ANL/Bebop for PSM2, ANL/Improv for verbs).
 _DEFAULT_TRANSPORTS: dict[NicKind, dict[str, object]] = {
     NicKind.cxi: {"name": "cxi", "protocol": "cxi://", "nic_kind": "cxi", "provider": "cxi",
                   "fabrics": ["cxi"]},
@@ -578,7 +581,7 @@ def _default_transports(node: Node, reported: ReportedTransports) -> list[dict[s
     tcp_nics = [n.name for n in node.nics if n.kind == NicKind.tcp]
     if tcp_nics:
         # Hosts with several interfaces hang in libfabric tcp unless told which one
-        # (ofiwg/libfabric#12480; mochi-stack.md rule 15).
+        # (ofiwg/libfabric#12480; rule readiness-shutdown).
         tcp["env"] = {"FI_TCP_IFACE": tcp_nics[0]}
     out.append(tcp)
     out.append({"name": "sm", "protocol": "na+sm://", "scope": "intra-node"})

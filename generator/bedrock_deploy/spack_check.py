@@ -587,7 +587,7 @@ def check_against_plan(doc: YamlDocument, plan: PlanLike,
         problems.append(Problem(
             "the layout pins xstreams to CPUs but argobots is not built +affinity", root,
             where(root), hint="add 'argobots+affinity': without it Argobots silently ignores "
-            "every cpubind/affinity (mochi-stack.md rule 7)"))
+            "every cpubind/affinity (rule pinning-needs-affinity)"))
     t = plan.transport
     plugin, provider = mercury_plugin(t.protocol, kb)
     plugins = kb.section("mercury_plugins")

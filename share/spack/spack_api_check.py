@@ -1,9 +1,10 @@
 """Run by ``bedrock-deploy spack check`` as ``spack python spack_api_check.py ENV_DIR [--concretize]``.
 
-Uses Spack's own Python API (calls verified with Spack 1.1.0, see
-/work/shared/reference/spack-observed.md "Python API"): validate the manifest against Spack's
-environment schema, validate every root spec (package, variant names and values; every bad spec
-is reported, where the CLI stops at the first), then optionally concretize and write spack.lock.
+Uses Spack's own Python API (calls verified with Spack 1.1.0: lib/spack/spack/config.py,
+environment/environment.py and spec.py of https://github.com/spack/spack/tree/v1.1.0; see
+docs/platform-notes.md, "Spack"): validate the manifest against Spack's environment schema,
+validate every root spec (package, variant names and values; every bad spec is reported, where
+the CLI stops at the first), then optionally concretize and write spack.lock.
 Prints one line ``BEDROCK_DEPLOY_RESULT {json}`` for the caller to parse.
 """
 

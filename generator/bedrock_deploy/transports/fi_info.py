@@ -1,6 +1,7 @@
 """Parsers for libfabric's ``fi_info`` (short and ``-v`` forms) and ``fi_info -l``.
 
-Short form, one block per entry (real output: tests/data/transports/, hpc-local.md §5)::
+Short form, one block per entry (real output of this machine: tests/data/transports/ and
+docs/platform-notes.md, "libfabric")::
 
     provider: tcp;ofi_rxm
         fabric: 192.0.2.0/24

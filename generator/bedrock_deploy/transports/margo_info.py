@@ -1,6 +1,7 @@
 """Parser for ``margo-info`` output: its stdout table and its JSON side file.
 
-Format (mochi-margo ``src/margo-info.c``; reference/mochi-stack.md §1, mochi-observed.md §1):
+Format (https://github.com/mochi-hpc/mochi-margo/blob/v0.24.0/src/margo-info.c; the real output
+of this kind of machine is in tests/data/transports/, see docs/platform-notes.md):
 a ``#`` frame, then per probed address a ``### <description> ###`` line followed by the row
 ``addr<TAB>xport<TAB>proto<TAB>YES|NO<TAB>example-runtime-address`` coloured green (YES) or red
 (NO), YES rows first; then notes and the paths of the debug log and of the JSON results file

@@ -3,8 +3,9 @@
 A specifier is ``[class+]protocol[;layer]://[rest]``: ``ofi+tcp://``, ``cxi://`` (class left to
 Mercury), ``verbs://mlx5_0`` (a domain), ``na+sm://``. ``ofi+tcp;ofi_rxm://ip:port`` is only what
 comes back at run time (Mercury adds ``;ofi_rxm`` itself for tcp on libfabric < 1.18 and for
-verbs), so we strip ``;layer`` and pass the margo-info ``addr`` form (reference/mochi-stack.md
-§1 and rule 1).
+verbs: ``na_ofi_prov_name_to_type`` in
+https://github.com/mercury-hpc/mercury/blob/v2.4.1/src/na/na_ofi.c), so we strip ``;layer`` and
+pass the margo-info ``addr`` form (rule ``protocol-address``, docs/bedrock-config-rules.md).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 # Speed tiers, lower is faster: the selection rule's first key after usability/scope (see
 # selection.py). cxi (Slingshot) and gni (Aries) are the vendor HPC fabrics; verbs (InfiniBand,
 # RoCE) and efa; opx/psm2/psm (Omni-Path); ucx (rc/ud/dc/all); then TCP/IP; the sockets provider
-# is far slower than tcp (32 ms vs 31 us per fi_pingpong transfer here, hpc-local.md §5); shared
-# memory reaches one node only.
+# is far slower than tcp (32 ms vs 31 us per fi_pingpong transfer here: docs/platform-notes.md,
+# "libfabric"); shared memory reaches one node only.
 TIERS: dict[str, int] = {
     "cxi": 0, "gni": 0,
     "verbs": 1, "efa": 1,
@@ -32,7 +33,8 @@ INTRA_NODE_FAMILIES = frozenset({"sm", "shm"})
 # libfabric core provider of each ofi protocol
 OFI_PROVIDERS = {"tcp": "tcp", "verbs": "verbs", "cxi": "cxi", "psm2": "psm2", "opx": "opx",
                  "gni": "gni", "efa": "efa", "sockets": "sockets", "shm": "shm", "psm3": "psm3"}
-# Spack libfabric 'fabrics=' values each needs (platform-configurations, mochi-stack.md §4)
+# Spack libfabric 'fabrics=' values each needs: mochi-hpc-experiments/platform-configurations@7b2a291
+# README.md (per-network snippets) and ANL/JLSE/README.md (ofi+tcp with fabrics=tcp,rxm)
 DEFAULT_FABRICS: dict[str, tuple[str, ...]] = {
     "tcp": ("tcp", "rxm"), "verbs": ("rxm", "verbs"), "cxi": ("cxi",), "psm2": ("psm2",),
     "opx": ("opx",), "gni": ("gni",), "efa": ("efa",), "sockets": ("sockets",),

@@ -239,7 +239,7 @@ def _choice_for(t: Transport, spec: ProtocolSpec, site: SiteProfile, reason: str
             env.setdefault(k, v)
         if "auth_key" in mercury:
             notes.append("CXI: mercury.auth_key is set; even \"\" disables the automatic job "
-                         "VNI (mochi-stack.md rule 10): remove it unless the site needs it")
+                         "VNI (rule cxi-no-auth-key): remove it unless the site needs it")
     if spec.family == "tcp" and reports.fi_info is not None:
         nics = [d for d in reports.fi_info.domains_for("tcp") if d != "lo"]
         if len(nics) > 1 and "FI_TCP_IFACE" not in env and "ip_subnet" not in mercury:

@@ -16,5 +16,6 @@ $L -i "package:2 numa:1 core:4 pu:2(indexes=2*8:1*2)" --restrict 0x0000dddd \
 # cxi1 (+ hsn1) under NUMA 2's group, as hwloc attaches PCI devices on a real node.
 $L -i "package:1 numa:4 core:8 pu:2(indexes=2*32:1*2)" --of xml > polaris-like-nics.xml
 python3 add_nics.py polaris-like-nics.xml 0:cxi0:hsn0 2:cxi1:hsn1
-# This machine (2-vCPU Firecracker VM, hwloc-local.md §6). Its NUMA local_memory varies over time.
+# This machine (2-vCPU Firecracker VM). Its NUMA local_memory varies over time
+# (docs/platform-notes.md, "Topology and memory").
 $L --of xml > debian12-vm.xml

@@ -45,7 +45,7 @@ class MpiexecPals(Launcher):
         return self.command(
             argv, env=env,
             notes=(note, "PALS_LOCAL_LAUNCH=0: launch through PALS on every node "
-                   "(ALCF platform-configurations, mochi-stack.md §4)"))
+                   "(mochi-hpc-experiments/platform-configurations@7b2a291 ANL/Aurora/job.pbs)"))
 
     @classmethod
     def single_process_argv(cls, site: SiteProfile) -> list[str]:
