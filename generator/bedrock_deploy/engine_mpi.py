@@ -9,7 +9,8 @@ mpi4py's wheel holds both MPI ABIs and picks the one of ``libmpi.so`` (Open MPI 
 Under an MPICH launcher we therefore select the MPICH ABI (``MPI4PY_MPIABI=mpich``) and
 provide the ``libmpi.so.12`` name Debian does not ship (a symlink to ``libmpich.so.12``),
 re-executing ourselves once so the dynamic loader sees it. A world size that disagrees with
-the launcher (the classic wrong-MPI pairing that silently runs singletons) is an error.
+the launcher (the classic wrong-MPI pairing that silently runs singletons) is an error. What
+each pairing did on this machine: docs/platform-notes.md, "MPI under Slurm, and running as root".
 
 Usage: ``bedrock-engine-mpi <address> -c CONFIG [-o OUT] [-v LEVEL]``; ``{rank}`` in ``-o``
 is replaced by the MPI rank.

@@ -17,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "validate", help="check Bedrock JSON configs against what real Bedrock/Margo accept",
         description="Check Bedrock configs (generated or hand-written) against the rules the "
-        "real Bedrock 0.16 / Margo 0.24 enforce or silently get wrong; with --site, also "
-        "against the node's real cores. Exit 2 if any error is found.")
+        "real Bedrock 0.16 / Margo 0.24 enforce or silently get wrong (each problem names its "
+        "rule; docs/bedrock-config-rules.md describes them); with --site, also against the "
+        "node's real cores. Exit 2 if any error is found.")
     p.add_argument("files", nargs="+", metavar="FILE.json")
     p.add_argument("--site", metavar="S", help="site profile: check CPU ids, protocol, Spack")
     p.add_argument("--processes", type=int, metavar="N",

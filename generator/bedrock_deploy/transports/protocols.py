@@ -33,8 +33,9 @@ INTRA_NODE_FAMILIES = frozenset({"sm", "shm"})
 # libfabric core provider of each ofi protocol
 OFI_PROVIDERS = {"tcp": "tcp", "verbs": "verbs", "cxi": "cxi", "psm2": "psm2", "opx": "opx",
                  "gni": "gni", "efa": "efa", "sockets": "sockets", "shm": "shm", "psm3": "psm3"}
-# Spack libfabric 'fabrics=' values each needs: mochi-hpc-experiments/platform-configurations@7b2a291
-# README.md (per-network snippets) and ANL/JLSE/README.md (ofi+tcp with fabrics=tcp,rxm)
+# Spack libfabric 'fabrics=' values each needs:
+# mochi-hpc-experiments/platform-configurations@7b2a291 README.md (per-network snippets) and
+# ANL/JLSE/README.md (ofi+tcp with fabrics=tcp,rxm)
 DEFAULT_FABRICS: dict[str, tuple[str, ...]] = {
     "tcp": ("tcp", "rxm"), "verbs": ("rxm", "verbs"), "cxi": ("cxi",), "psm2": ("psm2",),
     "opx": ("opx",), "gni": ("gni",), "efa": ("efa",), "sockets": ("sockets",),

@@ -5,7 +5,8 @@ pins, else ``--cpu-bind=none``; ``--whole`` so the step holds every CPU of the (
 allocation, since a mask outside the step allocation fails ("CPU binding outside of job step
 allocation"). ``--mpi=`` follows the site's MPI: Open MPI needs pmix and MPICH pmi2 (a wrong
 pairing silently starts singletons); Cray MPICH uses cray_shasta.
-Slurm: https://slurm.schedmd.com/srun.html (--cpu-bind, --whole, --mpi, --network).
+Slurm: https://slurm.schedmd.com/srun.html (--cpu-bind, --whole, --mpi, --network); what
+srun did here: docs/platform-notes.md ("CPU binding", "MPI under Slurm").
 """
 
 from __future__ import annotations
