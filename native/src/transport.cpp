@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "runtime.hpp"
+#include "transport_emulated.hpp"
 
 namespace bedrock_engine {
 
@@ -249,6 +250,7 @@ std::string interface_ipv4(const std::string& ifname) {
 
 TransportKind protocol_kind(const std::string& text) {
   std::string proto = text.substr(0, text.find("://"));
+  if (emulated::handles(proto)) return TransportKind::tcp;  // bedrock-deploy rehearse only
   if (proto == "na+sm" || proto == "sm") return TransportKind::sm;
   if (proto == "ofi+tcp" || proto == "tcp" || proto == "ofi+tcp;ofi_rxm" ||
       proto == "ofi+tcp_rxm")
@@ -268,6 +270,7 @@ TransportKind protocol_kind(const std::string& text) {
 }
 
 Address parse_address(const std::string& text) {
+  if (emulated::handles(text.substr(0, text.find("://")))) return emulated::parse(text);
   Address a;
   size_t sep = text.find("://");
   a.protocol = text.substr(0, sep);
@@ -990,10 +993,13 @@ class TcpClientConnection : public ClientConnection {
 
 std::unique_ptr<TransportServer> TransportServer::create(const std::string& address_spec,
                                                          FrameHandler on_frame) {
+  if (emulated::handles(address_spec.substr(0, address_spec.find("://"))))
+    return emulated::create_server(address_spec, std::move(on_frame));
   return std::make_unique<TransportServerImpl>(address_spec, std::move(on_frame));
 }
 
 std::shared_ptr<ClientConnection> ClientConnection::connect(const Address& address) {
+  if (emulated::handles(address.protocol)) return emulated::connect(address);
   if (address.kind == TransportKind::sm) {
     if (address.sm_id.empty())
       throw std::invalid_argument("na+sm address needs an id (e.g. na+sm://1234-0)");
