@@ -26,6 +26,7 @@ from bench_util import REPO, Result, Skip, Target, pyplot, save_plot
 
 NAME = "generator_scale"
 SITE = "aurora"
+ACCOUNT = "BENCH"  # ALCF requires a project on every job
 SERVICE = REPO / "share" / "examples" / "kv-service.yaml"
 PPN = 8
 SIZES = (1, 100, 1000, 10_624)
@@ -37,13 +38,13 @@ def worker(nodes: int, ppn: int, trace: bool) -> dict[str, float]:
     from bedrock_deploy.generate import generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        generate(SITE, SERVICE, Path(tmp) / "warmup", nodes=1, ppn=ppn)
+        generate(SITE, SERVICE, Path(tmp) / "warmup", nodes=1, ppn=ppn, account=ACCOUNT)
         if trace:
             import tracemalloc
 
             tracemalloc.start()
         c0, t0 = time.process_time(), time.perf_counter()
-        gen = generate(SITE, SERVICE, Path(tmp) / "deploy", nodes=nodes, ppn=ppn)
+        gen = generate(SITE, SERVICE, Path(tmp) / "deploy", nodes=nodes, ppn=ppn, account=ACCOUNT)
         seconds = time.perf_counter() - t0
         cpu_seconds = time.process_time() - c0
         out: dict[str, float] = {"seconds": seconds, "cpu_seconds": cpu_seconds,

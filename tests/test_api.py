@@ -256,7 +256,7 @@ def test_load_site_by_name_and_object() -> None:
 
 # ---- plan and generate ----------------------------------------------------------------------
 def test_plan_is_read_only_and_explains_its_choices() -> None:
-    plan = bd.plan("polaris", KV, nodes=2, ppn=4)
+    plan = bd.plan("polaris", KV, nodes=2, ppn=4, account="P")  # ALCF requires an account
     assert isinstance(plan, bd.DeploymentPlan)
     assert plan.total_processes == 8 and len(plan.configs) == 4
     assert len(plan.layout.ranks) == 4
@@ -530,3 +530,11 @@ def test_the_documented_examples_run(tmp_path: Path, where: str) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
     assert processes_of(tmp_path / "deploy") == []
+
+
+def test_plan_refuses_a_job_without_the_account_the_site_requires() -> None:
+    with pytest.raises(bd.InputError) as info:
+        bd.plan("polaris", KV, nodes=2)
+    assert "requires an account" in info.value.problems[0].message
+    assert bd.plan("polaris", KV, nodes=2, for_job=False).nodes == 2  # a layout only
+    assert bd.plan("polaris", KV, nodes=2, account="P").choice("queue") is not None

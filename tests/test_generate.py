@@ -15,6 +15,7 @@ from bedrock_deploy.generate import generate, write_tree
 from bedrock_deploy.resources import share_path
 
 KV = str(share_path("examples", "kv-service.yaml"))
+POLARIS = ["--site", "polaris", "--account", "P"]  # ALCF requires an account
 MOFKA = str(share_path("examples", "mofka-like.yaml"))
 
 
@@ -28,7 +29,7 @@ def leftovers(parent: Path) -> list[str]:
 
 def test_generate_writes_the_contract(tmp_path: Path) -> None:
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--service", MOFKA, "-o", str(out)]) == 0
+    assert main(["generate", *POLARIS, "--service", MOFKA, "-o", str(out)]) == 0
     for rel in ["manifest.json", "spack.yaml", "layout.svg", "configs/rank-0.json",
                 "configs/rank-3.json"]:
         assert (out / rel).is_file(), rel
@@ -59,25 +60,25 @@ def test_generate_writes_the_contract(tmp_path: Path) -> None:
 
 def test_overrides_are_recorded(tmp_path: Path) -> None:
     out = tmp_path / "dep"
-    res = generate("polaris", KV, out, nodes=3, ppn=1)
+    res = generate("polaris", KV, out, nodes=3, ppn=1, account="P")
     assert (res.plan.nodes, res.plan.processes_per_node) == (3, 1)
     m = json.loads((out / "manifest.json").read_text())
-    assert m["overrides"] == {"nodes": 3, "ppn": 1}
+    assert m["overrides"] == {"nodes": 3, "ppn": 1, "account": "P"}
     assert sorted(p.name for p in (out / "configs").iterdir()) == ["rank-0.json"]
 
 
 def test_refuses_to_overwrite_without_force(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--service", KV, "-o", str(out)]) == 0
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out)]) == 0
     before = (out / "manifest.json").read_text()
     (out / "marker").write_text("old")
-    assert main(["generate", "--site", "polaris", "--service", KV, "-o", str(out),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out),
                  "--ppn", "1"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "manifest.json").read_text() == before and (out / "marker").exists()
     # --force replaces the whole directory (the marker goes), atomically
-    assert main(["generate", "--site", "polaris", "--service", KV, "-o", str(out),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out),
                  "--ppn", "1", "--force"]) == 0
     assert not (out / "marker").exists()
     assert json.loads((out / "manifest.json").read_text())["processes_per_node"] == 1
@@ -89,7 +90,7 @@ def test_force_only_replaces_deployments(tmp_path: Path) -> None:
     precious.mkdir()
     (precious / "thesis.tex").write_text("x")
     with pytest.raises(InputError, match="not a bedrock-deploy deployment"):
-        generate("polaris", KV, precious, force=True)
+        generate("polaris", KV, precious, force=True, account="P")
     assert (precious / "thesis.tex").exists()
 
 
@@ -102,9 +103,9 @@ def test_force_only_replaces_deployments(tmp_path: Path) -> None:
 def test_bad_input_leaves_no_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        args: list[str], text: str) -> None:
     out = tmp_path / "dep"
-    argv = ["generate", "--site", "polaris", "--service", KV, "-o", str(out), *args]
+    argv = ["generate", *POLARIS, "--service", KV, "-o", str(out), *args]
     if args[0] == "--service":
-        argv = ["generate", "--site", "polaris", *args, "-o", str(out)]
+        argv = ["generate", *POLARIS, *args, "-o", str(out)]
     assert main(argv) == 2
     assert text in capsys.readouterr().err
     assert not out.exists()
@@ -115,7 +116,7 @@ def test_bad_service_is_located(tmp_path: Path, capsys: pytest.CaptureFixture[st
     svc = tmp_path / "svc.yaml"
     svc.write_text("name: s\ncomponents:\n  - {name: g, type: flock, pool: fast}\n")
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--service", str(svc), "-o", str(out)]) == 2
+    assert main(["generate", *POLARIS, "--service", str(svc), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"{svc}:3:" in err and "pool" in err
     assert not out.exists()
@@ -152,7 +153,7 @@ def test_write_tree_failure_cleans_up(tmp_path: Path) -> None:
 
 def test_existing_bedrock_json_service(tmp_path: Path) -> None:
     out = tmp_path / "dep"
-    res = generate("frontier", share_path("examples", "mofka-config.json"), out, ppn=2)
+    res = generate("frontier", share_path("examples", "mofka-config.json"), out, ppn=2, account="P")
     cfg = json.loads((out / "configs" / "rank-1.json").read_text())
     assert cfg["providers"][0]["config"]["file"] == "mofka.json"
     assert cfg["margo"]["progress_pool"] == "progress_pool"
@@ -167,7 +168,7 @@ def test_host_reports_drive_the_transport(tmp_path: Path) -> None:
     data = Path(__file__).parent / "data" / "transports"
     report = data / "slingshot-node-no-vni.margo-info.txt"
     out = tmp_path / "dep"
-    res = generate("polaris", MOFKA, out, margo_info=report)
+    res = generate("polaris", MOFKA, out, margo_info=report, account="P")
     m = json.loads((out / "manifest.json").read_text())
     (inp,) = [i for i in m["inputs"] if i["role"] == "margo-info"]
     assert inp["sha256"] == sha(report)
@@ -178,11 +179,11 @@ def test_host_reports_drive_the_transport(tmp_path: Path) -> None:
 
 def test_transport_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "dep"
-    assert main(["generate", "--site", "polaris", "--service", KV, "-o", str(out),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(out),
                  "--transport", "tcp"]) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["transport"]["name"] == "tcp" and m["overrides"]["transport"] == "tcp"
-    assert main(["generate", "--site", "polaris", "--service", KV, "-o", str(tmp_path / "x"),
+    assert main(["generate", *POLARIS, "--service", KV, "-o", str(tmp_path / "x"),
                  "--transport", "nope"]) == 2
     assert "no transport named 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
@@ -190,7 +191,7 @@ def test_transport_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_yaml_naming_a_bedrock_config(tmp_path: Path) -> None:
     out = tmp_path / "dep"
-    generate("polaris", share_path("examples", "mofka-from-config.yaml"), out)
+    generate("polaris", share_path("examples", "mofka-from-config.yaml"), out, account="P")
     m = json.loads((out / "manifest.json").read_text())
     roles = [i["role"] for i in m["inputs"]]
     assert "bedrock-config" in roles and "service" in roles

@@ -25,7 +25,7 @@ SITES = sorted(golden_sites())
 
 def rendered(site: str) -> dict[str, str]:
     inputs = Inputs(site=load_site(site), service=load_service(share_path(
-        "examples", "mofka-like.yaml")))
+        "examples", "mofka-like.yaml")), account="PROJECT")
     plan, warnings = build_plan(inputs)
     assert warnings == []
     files = {f"rank-{i}.json": json.dumps(c, indent=2) + "\n"

@@ -350,3 +350,32 @@ def test_site_hooks_run_in_order(tmp_path: Path) -> None:
     assert trace.read_text().splitlines() == [
         "before_modules", f"before_launch {protocol}", "client", "after"]
     assert not wait_gone(dep)
+
+
+@pytest.mark.slurm
+def test_slurm_helpers_run_through_srun_beside_the_service(tmp_path: Path,
+                                                           local_slurm: str) -> None:
+    """A transport with launcher flags (as Slingshot's VNI flags) makes the job start the
+    readiness query, the shutdown and the client through ``srun --overlap`` with those flags,
+    beside the service's step that holds every CPU; real Slurm runs it to COMPLETED."""
+    _engine_dir(mpi=False)
+    profile = tmp_path / "slurm-flags.yaml"
+    profile.write_text(
+        "name: slurm-flags\nextends: local-slurm\ntransports:\n"
+        "  - {name: tcp, protocol: 'ofi+tcp://', nic_kind: tcp, provider: tcp,\n"
+        "     fabrics: [tcp, rxm], env: {FI_TCP_IFACE: lo}, launcher_flags: ['--export=ALL']}\n")
+    dep = tmp_path / "dep"
+    done = cli("generate", "--site", str(profile), "--service", str(no_group_service(tmp_path)),
+               "-o", str(dep), "--nodes", "1", "--ppn", str(PPN))
+    assert done.returncode == 0, done.stderr
+    script = (dep / "scripts" / "job.sbatch").read_text()
+    assert "bd_helper=(\n  srun\n  --overlap\n" in script and "  --export=ALL\n)" in script
+    client = "test -n \"$SLURM_STEP_ID\" && echo client-step=$SLURM_STEP_ID"
+    env = {**os.environ, "BEDROCK_DEPLOY_CLIENT": client}
+    done = cli("submit", str(dep), "--duration", "1", env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = next((dep / "run" / "logs").glob("kv*.out")).read_text()
+    assert "ready: 2 rank(s) answer" in out and "exit status 0" in out
+    assert "client-step=" in out  # the client ran as a step of its own, started by srun
+    check_service_ran(dep, group=False)
+    assert not wait_gone(dep)

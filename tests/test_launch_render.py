@@ -30,6 +30,7 @@ from bedrock_deploy.plan import (
     TransportChoice,
     XstreamPlan,
 )
+from bedrock_deploy.queues import resolve_scheduler
 from bedrock_deploy.service import Component, ServiceDescription
 from bedrock_deploy.site_profile import SiteProfile
 from bedrock_deploy.sites import load_site, shipped_profiles
@@ -87,8 +88,15 @@ def make_plan(site: SiteProfile, files: list[str], *, nodes: int = 2, ppn: int =
 
 
 def shipped_plan(name: str, **kw: object) -> DeploymentPlan:
+    """A plan for a shipped profile, its scheduler resolved as generate does (queue from the
+    table, an account where the site requires one)."""
     loaded = load_site(name)
-    return make_plan(loaded.profile, loaded.files, **kw)  # type: ignore[arg-type]
+    profile = loaded.profile
+    nodes = int(kw.get("nodes", 2))  # type: ignore[call-overload]
+    account = "PROJECT" if profile.scheduler.account_required else None
+    sched = resolve_scheduler(profile, nodes, account=account).scheduler
+    profile = profile.model_copy(update={"scheduler": sched})
+    return make_plan(profile, loaded.files, **kw)  # type: ignore[arg-type]
 
 
 def site_with(name: str, **changes: object) -> tuple[SiteProfile, list[str]]:
@@ -103,6 +111,7 @@ def site_with(name: str, **changes: object) -> tuple[SiteProfile, list[str]]:
 @pytest.fixture(autouse=True)
 def _fixed_engine_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BEDROCK_DEPLOY_ENGINE_DIR", ENGINE_DIR)
+    monkeypatch.delenv("SPACK_ROOT", raising=False)  # recorded in job scripts as a default
 
 
 # Profiles whose node is probed from this host are covered by the end-to-end tests instead.
@@ -133,7 +142,8 @@ def test_scripts_are_valid_bash(name: str, tmp_path: Path) -> None:
             script.write_text(text, encoding="utf-8")
             done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
             assert done.returncode == 0, f"{name} {rel}: {done.stderr}"
-            assert text.startswith("#!/usr/bin/env bash\n")
+            login = shipped_plan(name).site.scheduler.login_shell and rel != "scripts/rank-exec.sh"
+            assert text.startswith("#!/bin/bash -l\n" if login else "#!/usr/bin/env bash\n")
             assert "set -euo pipefail" in text
 
 

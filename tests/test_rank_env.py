@@ -34,7 +34,7 @@ def _loop(text: str, after: str) -> list[str]:
 @pytest.mark.parametrize("site", ["frontier", "aurora", "improv"])
 def test_rank_exec_reads_the_data_file_in_its_order(site: str) -> None:
     plan, _ = build_plan(Inputs(site=load_site(site), service=load_service(
-        share_path("examples", "kv-service.yaml"))))
+        share_path("examples", "kv-service.yaml")), account="PROJECT"))
     text = render_scripts(plan)["scripts/rank-exec.sh"]
     local = _loop(text, 'bd_var=""')
     launcher = LAUNCHERS.get(plan.site.launcher.type)

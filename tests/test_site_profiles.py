@@ -131,8 +131,8 @@ def test_aurora_topology_facts() -> None:
     assert not any(k.startswith("FI_CXI") for t in site.transports for k in t.env)
     assert "# FI_CXI_RX_MATCH_MODE: hybrid" in (site_profiles_dir() / "aurora.yaml").read_text()
     libfabric = next(e for e in site.spack.externals if e.spec.startswith("libfabric"))
-    assert (libfabric.spec, libfabric.buildable, libfabric.modules) == \
-        ("libfabric@1.22.0", False, ["libfabric/1.22.0"])
+    assert (libfabric.spec, libfabric.buildable, libfabric.prefix) == \
+        ("libfabric@1.22.0", False, "/opt/cray/libfabric/1.22.0")
 
 
 def test_frontier_polaris_perlmutter_facts() -> None:
@@ -160,7 +160,7 @@ def test_bebop_improv_generic_facts() -> None:
     assert bebop.node.nics[0].kind is NicKind.psm2
     knl = load_site("bebop-knl").profile
     assert Topology.from_node(knl.node).cores[1].cpus == (1, 65, 129, 193)
-    assert knl.scheduler.partition == "knlall" and knl.transports == bebop.transports
+    assert knl.scheduler.queues[0].name == "knlall" and knl.transports == bebop.transports
     improv = load_site("improv").profile
     assert (improv.scheduler.type, improv.launcher.type) == \
         ("pbs", "mpirun-openmpi")
@@ -191,12 +191,15 @@ def test_sites_show_prints_the_merged_profile(capsys: pytest.CaptureFixture[str]
     assert data["name"] == "sunspot"
     assert data["node"]["cores_per_socket"] == 52  # from aurora.yaml
     assert data["node"]["reserved_cores"] == [0, 52]
-    assert data["scheduler"] == {"type": "pbs", "partition": "workq", "time": "00:30:00",
-                                 "directives": ["-l filesystems=flare"]}
+    sched = data["scheduler"]
+    assert (sched["type"], sched["directives"], sched["account_required"]) == \
+        ("pbs", ["-l filesystems=gila:home"], True)  # account rule from slingshot-pals.yaml
+    assert [q["name"] for q in sched["queues"]] == ["workq"]
     assert data["launcher"]["type"] == "mpiexec-pals"  # from base/slingshot-pals.yaml
     assert data["launcher"]["flags"] == ["-envall"]
     assert [e["spec"] for e in data["spack"]["externals"]] == \
         ["libfabric@1.20.1.0", "mpich@20240717"]
+    assert data["verified"]["date"] == "2026-11-29"
     assert main(["sites", "show", "sunspot"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     root = site_profiles_dir().resolve()
@@ -318,3 +321,92 @@ def test_a_profile_extending_local_can_override_parts_of_the_probed_node(
     lines = _validate(bad, capsys)
     assert lines[0] == (f"{bad}:4:20: error: node.reserved_cores[0]: reserved core 4096 does "
                         f"not exist (cores are 0-{probed.total_cores - 1})")
+
+
+# ---- issue 14: the site facts that decay, each checked against the profile -----------------
+
+CLUSTERS = sorted(n for n in shipped_profiles() if not n.startswith("local"))
+GENERIC = {"generic-slurm-ib", "generic-slurm-tcp"}
+
+
+@pytest.mark.parametrize("name", sorted(set(CLUSTERS) - GENERIC))
+def test_every_real_site_records_when_and_against_what_it_was_verified(name: str) -> None:
+    site = load_site(name).profile
+    assert site.verified is not None, f"{name}: no 'verified' record"
+    assert site.verified.against and site.verified.day.year >= 2026
+    text = "\n".join(Path(f).read_text() for f in load_site(name).files)
+    # facts come from public sources, never from notes kept outside the repository
+    assert "shared/reference" not in text and "mochi-stack.md" not in text
+
+
+def test_alcf_and_improv_require_an_account_and_a_login_shell() -> None:
+    for name in ("aurora", "polaris", "sunspot", "improv"):
+        sched = load_site(name).profile.scheduler
+        assert sched.account_required and sched.login_shell, name
+    assert load_site("aurora").profile.scheduler.account_error == \
+        "qsub: Account_Name is required to be set."
+    assert not load_site("perlmutter").profile.scheduler.account_required  # default project
+
+
+def test_queue_tables_follow_the_sites_documentation() -> None:
+    aurora = {q.name: q for q in load_site("aurora").profile.scheduler.queues}
+    assert (aurora["debug"].max_nodes, aurora["debug"].max_walltime) == (2, "01:00:00")
+    assert (aurora["debug-scaling"].min_nodes, aurora["debug-scaling"].max_nodes) == (2, 256)
+    polaris = [(q.name, q.min_nodes, q.max_nodes) for q in
+               load_site("polaris").profile.scheduler.queues if q.auto][:3]
+    assert polaris == [("debug", 1, 2), ("debug-scaling", 1, 10), ("prod", 10, 24)]
+    frontier = load_site("frontier").profile.scheduler.queues
+    assert [(q.name, q.max_nodes, q.max_walltime) for q in frontier if q.auto] == \
+        [("batch", 91, "02:00:00"), ("batch", 183, "06:00:00"), ("batch", 9472, "12:00:00")]
+    assert "-q debug" not in load_site("frontier").profile.scheduler.directives
+
+
+def test_current_software_externals() -> None:
+    aurora = load_site("aurora").profile.spack
+    text = yaml_text("aurora")
+    assert "24.347.0" not in text.split("# Software")[0] + "".join(
+        str(c.prefix) for c in aurora.compilers)  # the PE ALCF dropped in 2026
+    assert aurora.compilers[0].modules == ["oneapi/release/2025.3.1"]
+    assert all("24.347.0" not in (e.prefix or "") + " ".join(e.modules)
+               for e in aurora.externals)
+    frontier = {e.spec.split("@")[0]: e for e in load_site("frontier").profile.spack.externals}
+    assert frontier["libfabric"].spec == "libfabric@2.3.1"
+    assert frontier["libfabric"].modules == ["libfabric"]  # OLCF: no specific version
+    bebop = [e.spec for e in load_site("bebop").profile.spack.externals]
+    assert bebop == ["intel-oneapi-mpi@2021.10.0"]  # intel-mpi left Spack's builtin repo
+    perl = load_site("perlmutter").profile.spack.compilers[0]
+    assert (perl.spec, perl.prefix) == ("gcc@13.2.1", "/opt/cray/pe/gcc-native/13")
+    sunspot = load_site("sunspot").profile
+    assert sunspot.scheduler.directives == ["-l filesystems=gila:home"]
+    assert sunspot.spack.externals[0].modules[0] == "libfabric/1.20.1"
+
+
+def test_generic_infiniband_keeps_the_registration_cache() -> None:
+    verbs = load_site("generic-slurm-ib").profile.transports[0]
+    assert "FI_MR_CACHE_MAX_COUNT" not in verbs.env
+    assert verbs.env == {"FI_OFI_RXM_USE_SRX": "1"}
+
+
+def test_compiler_without_prefix_or_paths_is_refused(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: p\nextends: perlmutter\nspack:\n  compilers:\n"
+                   "    - {spec: gcc@13.2.1, modules: [PrgEnv-gnu, gcc-native/13.2]}\n")
+    assert main(["sites", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:5:7: error: spack.compilers[0]: compiler 'gcc@13.2.1' has neither a " \
+        "prefix nor paths" in err
+
+
+def test_queue_table_rows_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "q.yaml"
+    bad.write_text("name: q\nextends: polaris\nscheduler:\n  queues:\n"
+                   "    - {name: x, min_nodes: 4, max_nodes: 2}\n"
+                   "    - {name: y, option: qos}\n")
+    assert main(["sites", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "max_nodes is below min_nodes" in err and "is a QOS, which only Slurm has" in err
+
+
+def yaml_text(name: str) -> str:
+    return (site_profiles_dir() / f"{name}.yaml").read_text()

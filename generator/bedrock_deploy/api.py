@@ -192,22 +192,29 @@ def service(name: str, components: Sequence[Component | Mapping[str, Any]] = (),
 
 def plan(site: SiteSource, service: ServiceSource, *, nodes: int | None = None,
          ppn: int | None = None, margo_info: str | Path | None = None,
-         fi_info: str | Path | None = None, transport: str | None = None) -> DeploymentPlan:
+         fi_info: str | Path | None = None, transport: str | None = None,
+         account: str | None = None, queue: str | None = None,
+         for_job: bool = True) -> DeploymentPlan:
     """Every decision of a deployment, validated, nothing written: transport (from the site
     and the saved ``margo_info``/``fi_info`` reports of a compute node, or this host's engine
     for an embedded-engine site), the node layout, one Bedrock config per local rank, and each
     choice with its reason. ``nodes``/``ppn`` override the service's counts; ``transport``
-    names a transport of the site to use. Raises InputError with located problems.
+    names a transport of the site to use; ``account`` is the project the job is charged to
+    (required by sites whose scheduler rejects jobs without one), ``queue`` a queue of the
+    site's table instead of the one chosen by node count; ``for_job=False`` plans the layout
+    only (no job will be written: no account or queue needed). Raises InputError with located
+    problems.
 
     Example::
 
         p = bd.plan("aurora", "share/examples/mofka-like.yaml", nodes=16, ppn=8,
-                    margo_info="mi.txt")
+                    margo_info="mi.txt", account="MYPROJECT")
         print(p.transport.protocol, p.transport.reason)
         print(p.configs[0]["margo"]["argobots"]["xstreams"])
     """
     inputs = make_inputs(load_site(site), load_service(service), nodes=nodes, ppn=ppn,
-                         margo_info=margo_info, fi_info=fi_info, transport=transport)
+                         margo_info=margo_info, fi_info=fi_info, transport=transport,
+                         account=account, queue=queue, for_job=for_job)
     return build_plan(inputs)[0]
 
 

@@ -36,6 +36,7 @@ from bedrock_deploy.diagnostics import (
     fail,
 )
 from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
+from bedrock_deploy.freshness import freshness_warning
 from bedrock_deploy.launch import render_scripts
 from bedrock_deploy.layout import RankShape, plan_layout
 from bedrock_deploy.layout_picture import render_svg
@@ -50,6 +51,7 @@ from bedrock_deploy.plan import (
     TransportChoice,
     config_name,
 )
+from bedrock_deploy.queues import resolve_scheduler
 from bedrock_deploy.service import LoadedService, load_service
 from bedrock_deploy.site_profile import EngineKind, TransportScope
 from bedrock_deploy.sites import LoadedSite, load_site
@@ -77,6 +79,9 @@ class Inputs:
     fi_info: Path | None = None
     overrides: dict[str, int] = field(default_factory=dict)
     transport: str | None = None  # --transport: a site transport name to use
+    account: str | None = None  # --account: the project the job is charged to
+    queue: str | None = None  # --queue: a queue of the site's table instead of choosing one
+    for_job: bool = True  # False (bedrock-deploy layout): no job is written, so no account/queue
 
     def files(self) -> list[tuple[str, Path]]:
         """The input files, by role (a service given as Python data has none)."""
@@ -220,6 +225,11 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
         Choice("processes per node", service.processes_per_node,
                "--ppn" if "ppn" in inputs.overrides else "service description"),
     ]
+    if inputs.for_job:
+        resolved = resolve_scheduler(site, service.nodes, account=inputs.account,
+                                     queue=inputs.queue)
+        site = site.model_copy(update={"scheduler": resolved.scheduler})
+        choices += [Choice(what, value, why) for what, value, why in resolved.choices]
     transport, weighed = select_transport_for(inputs, service.nodes)
     choices.append(Choice("transport", f"{transport.name} ({transport.protocol})",
                           transport.reason))
@@ -228,10 +238,24 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     site_t = next((t for t in site.transports if t.name == transport.name), None)
     nic_kind = site_t.nic_kind.value if site_t and site_t.nic_kind else None
     uses_nic = site_t is None or site_t.scope is TransportScope.inter_node
+    rules = site.placement
     try:
-        layout = plan_layout(topo, service, nic_kind, uses_nic=uses_nic)
+        layout = plan_layout(topo, service, nic_kind, uses_nic=uses_nic,
+                             numa_confined=rules.numa_confined_ranks and not rules.spanning_env)
     except InputError as err:
         raise _locate_service_problems(err, inputs.service, inputs.overrides) from None
+    if rules.numa_confined_ranks:
+        spanning = [r.local_rank for r in layout.ranks if len(r.numa) > 1]
+        if spanning and rules.spanning_env:
+            site = site.model_copy(update={"env": {**site.env, **rules.spanning_env}})
+            choices.append(Choice("environment for ranks spanning NUMA domains",
+                                  rules.spanning_env,
+                                  f"local ranks {spanning} span NUMA domains; "
+                                  "placement.spanning_env of the site profile"))
+        else:
+            choices.append(Choice("ranks confined to one NUMA domain", True,
+                                  "placement.numa_confined_ranks of the site profile "
+                                  + (f"({rules.notes})" if rules.notes else "")))
     choices += _layout_choices(layout, RankShape.of(service), service.processes_per_node)
     configs = [bedrock_config(service, r, transport) for r in layout.ranks]
     ids = service.provider_ids()
@@ -257,6 +281,9 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
                                   f"{x.pointer}: {x.message} (rule {x.rule})",
                                   location=config_origin(inputs, x.path))
                           for r, x in errors])
+    stale = freshness_warning(site)
+    if stale:
+        choices.append(Choice("site profile freshness", "stale", stale))
     warnings = [(r, x) for r, x in issues if x.severity != "error"]
     plan = DeploymentPlan(site=site, site_files=list(inputs.site.files), service=service,
                           transport=transport, layout=layout, configs=configs, choices=choices,
@@ -301,7 +328,9 @@ def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
         "inputs": [{"role": role, "file": str(p.resolve()), "sha256": sha256_file(p)}
                    for role, p in inputs.files()] + _in_memory_inputs(inputs),
         "overrides": {**inputs.overrides,
-                      **({"transport": inputs.transport} if inputs.transport else {})},
+                      **({"transport": inputs.transport} if inputs.transport else {}),
+                      **({"account": inputs.account} if inputs.account else {}),
+                      **({"queue": inputs.queue} if inputs.queue else {})},
         "transport": asdict(plan.transport),
         "layout": _layout_dict(plan.layout),
         "choices": [{"what": c.what, "value": c.value, "why": c.why} for c in plan.choices],
@@ -460,12 +489,14 @@ class Generated:
     out: Path
     files: list[str]
     warnings: list[tuple[int, ConfigIssue]]
+    site_warnings: list[str] = field(default_factory=list)  # e.g. a stale site profile
 
 
 def make_inputs(site: str | Path | LoadedSite, service: str | Path | LoadedService, *,
                 nodes: int | None = None, ppn: int | None = None,
                 margo_info: str | Path | None = None, fi_info: str | Path | None = None,
-                transport: str | None = None) -> Inputs:
+                transport: str | None = None, account: str | None = None,
+                queue: str | None = None, for_job: bool = True) -> Inputs:
     """Check the overrides and report files, load what is given by name or path."""
     overrides: dict[str, int] = {}
     for key, val in (("nodes", nodes), ("ppn", ppn)):
@@ -483,7 +514,7 @@ def make_inputs(site: str | Path | LoadedSite, service: str | Path | LoadedServi
                   service=service if isinstance(service, LoadedService) else load_service(service),
                   margo_info=Path(margo_info) if margo_info else None,
                   fi_info=Path(fi_info) if fi_info else None, overrides=overrides,
-                  transport=transport)
+                  transport=transport, account=account, queue=queue, for_job=for_job)
 
 
 def check_target(out: str | Path, force: bool) -> None:
@@ -511,11 +542,18 @@ def write_deployment(plan: DeploymentPlan, out: str | Path, *, force: bool = Fal
 def generate(site: str | Path, service: str | Path, out: str | Path, *, force: bool = False,
              nodes: int | None = None, ppn: int | None = None,
              margo_info: str | Path | None = None,
-             fi_info: str | Path | None = None, transport: str | None = None) -> Generated:
+             fi_info: str | Path | None = None, transport: str | None = None,
+             account: str | None = None, queue: str | None = None) -> Generated:
     """Plan, validate, render and write one deployment directory (all or nothing)."""
     check_target(out, force)  # before any work, so a typo costs nothing
     inputs = make_inputs(site, service, nodes=nodes, ppn=ppn, margo_info=margo_info,
-                         fi_info=fi_info, transport=transport)
+                         fi_info=fi_info, transport=transport, account=account, queue=queue)
     plan, warnings = build_plan(inputs)
     files = write_deployment(plan, out, force=force)
-    return Generated(plan=plan, out=Path(out), files=files, warnings=warnings)
+    return Generated(plan=plan, out=Path(out), files=files, warnings=warnings,
+                     site_warnings=site_warnings(plan))
+
+
+def site_warnings(plan: DeploymentPlan) -> list[str]:
+    """Warnings about the site profile itself (e.g. facts older than six months)."""
+    return [str(c.why) for c in plan.choices if c.what == "site profile freshness"]

@@ -19,8 +19,10 @@ Policy (the same for every node; every local rank L gets ``configs/rank-<L>.json
   hardware threads, so siblings are used; the progress xstream always keeps a whole core.
   Reserved cores and CPUs outside the allowed cpuset are never used; ranks never share a core.
 * **NUMA.** Ranks go round-robin over NUMA domains (Slurm's default block:cyclic), domains with
-  a NIC of the transport's kind first; a rank takes contiguous cores of one domain, and spans
-  domains only when no single domain has room (recorded in ``notes``). Inside a rank the
+  a NIC of the transport's kind first, sockets alternating (so 4 ranks on a 2-socket node with
+  8 domains use both sockets); a rank takes contiguous cores of one domain, and spans domains
+  only when no single domain has room (recorded in ``notes``), unless the site's MPI forbids it
+  (``placement.numa_confined_ranks``): then the plan is refused with the numbers. Inside a rank the
   progress xstream takes a core in a NIC domain when the rank has one (nearest the NIC).
 * **Too few cores.** With ``placement.too_few_cores: error`` (default) the planner fails with
   the numbers. With ``share`` (explicit opt-in) each rank gets ``usable // ppn`` cores, the
@@ -138,15 +140,36 @@ def _shortage_problem(topo: Topology, ppn: int, k: int, shape: RankShape, smt: b
     return Problem(msg, path=("processes_per_node",), hint=hint)
 
 
-def _assign_cores(topo: Topology, ppn: int, k: int,
-                  nic_domains: tuple[int, ...]) -> tuple[list[list[Core]], list[str]]:
-    """Disjoint core sets, one per rank, round-robin over NUMA domains (NIC domains first)."""
+def domain_order(topo: Topology, nic_domains: tuple[int, ...]) -> list[int]:
+    """NUMA domains in the order ranks take them: NIC domains first, then the others; within
+    each group the sockets alternate (domain 0 of socket 0, of socket 1, domain 1 of socket 0,
+    ...), so consecutive ranks land on different sockets (Slurm's default block:cyclic
+    distribution over sockets) instead of filling socket 0 first."""
+    socket_of: dict[int, int] = {}
+    for c in topo.usable_cores:
+        socket_of.setdefault(c.numa, c.socket)
+
+    def interleaved(domains: list[int]) -> list[int]:
+        by_socket: dict[int, list[int]] = {}
+        for d in sorted(domains):
+            by_socket.setdefault(socket_of[d], []).append(d)
+        columns = [by_socket[s] for s in sorted(by_socket)]
+        return [col[i] for i in range(max((len(c) for c in columns), default=0))
+                for col in columns if i < len(col)]
+
+    near = [d for d in socket_of if d in nic_domains]
+    return interleaved(near) + interleaved([d for d in socket_of if d not in nic_domains])
+
+
+def _assign_cores(topo: Topology, ppn: int, k: int, nic_domains: tuple[int, ...],
+                  numa_confined: bool = False) -> tuple[list[list[Core]], list[str]]:
+    """Disjoint core sets, one per rank, round-robin over NUMA domains (NIC domains first,
+    sockets alternating). ``numa_confined``: a rank never spans domains (InputError)."""
     notes: list[str] = []
     free: dict[int, list[Core]] = {}
     for c in topo.usable_cores:
         free.setdefault(c.numa, []).append(c)
-    order = [d for d in sorted(free) if d in nic_domains] + \
-        [d for d in sorted(free) if d not in nic_domains]
+    order = domain_order(topo, nic_domains)
     out: list[list[Core]] = []
     start = 0
     for rank in range(ppn):
@@ -158,6 +181,16 @@ def _assign_cores(topo: Topology, ppn: int, k: int,
                 chosen, free[d] = free[d][:k], free[d][k:]
                 start = i + 1
                 break
+        if chosen is None and numa_confined:
+            fits = sum(len(cs) // k for cs in _by_domain(topo).values())
+            raise InputError(Problem(
+                f"{ppn} processes per node x {k} cores each do not fit in the node's NUMA "
+                f"domains without a rank spanning two of them (at most {fits} ranks of {k} "
+                "cores fit), and this site's MPI requires each rank to stay in one NUMA domain",
+                path=("processes_per_node",),
+                hint=f"use at most {fits} processes per node, or fewer xstreams per process; "
+                "or, if the site allows it, set placement.spanning_env in the site profile "
+                "(e.g. another MPICH_OFI_NIC_POLICY, see 'man mpi' on the machine)"))
         if chosen is None:
             # no single domain has room: take the largest leftovers first
             chosen = []
@@ -171,6 +204,13 @@ def _assign_cores(topo: Topology, ppn: int, k: int,
                          + ",".join(str(d) for d in sorted({c.numa for c in chosen})))
         out.append(sorted(chosen, key=lambda c: c.index))
     return out, notes
+
+
+def _by_domain(topo: Topology) -> dict[int, list[Core]]:
+    out: dict[int, list[Core]] = {}
+    for c in topo.usable_cores:
+        out.setdefault(c.numa, []).append(c)
+    return out
 
 
 def _slot_cpus(cores: list[Core], shape: RankShape, topo: Topology, smt: bool,
@@ -198,9 +238,11 @@ def _slot_cpus(cores: list[Core], shape: RankShape, topo: Topology, smt: bool,
 
 
 def plan_layout(topo: Topology, service: ServiceDescription,
-                nic_kind: str | None = None, *, uses_nic: bool = True) -> NodeLayout:
+                nic_kind: str | None = None, *, uses_nic: bool = True,
+                numa_confined: bool = False) -> NodeLayout:
     """Plan every local rank of one node. Raises InputError (path into the service) if the
-    request cannot fit and the service did not opt into sharing."""
+    request cannot fit and the service did not opt into sharing, or, with ``numa_confined``
+    (the site's MPI binds each rank to its NUMA domain's NIC), if a rank would span domains."""
     ppn = service.processes_per_node
     shape = RankShape.of(service)
     smt = service.placement.smt.value == "use" and topo.threads_per_core > 1
@@ -222,7 +264,7 @@ def plan_layout(topo: Topology, service: ServiceDescription,
     nic_domains = topo.nic_numa(nic_kind) if uses_nic else ()
     if uses_nic and not nic_domains:
         nic_domains = topo.nic_numa()
-    per_rank, span_notes = _assign_cores(topo, ppn, k, nic_domains)
+    per_rank, span_notes = _assign_cores(topo, ppn, k, nic_domains, numa_confined)
     notes += span_notes
     ranks: list[RankLayout] = []
     for rank, cores in enumerate(per_rank):

@@ -688,7 +688,8 @@ def render_profile_yaml(data: Mapping[str, object], header: str) -> str:
             doc[key] = CommentedMap(value)
         else:
             doc[key] = value
-    doc.yaml_set_start_comment(header)
+    if header:
+        doc.yaml_set_start_comment(header)
     yaml = YAML()
     yaml.width = 100
     yaml.indent(mapping=2, sequence=4, offset=2)

@@ -8,6 +8,7 @@ and a test keeps the two in sync. Unknown keys are rejected everywhere. Loading 
 
 from __future__ import annotations
 
+import datetime
 import re
 from enum import StrEnum
 from functools import partial
@@ -265,11 +266,51 @@ LauncherName = Annotated[
     Field(json_schema_extra=partial(_registered_schema, "launcher"))]
 
 
+WALLTIME_PATTERN = r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$"
+
+
+class QueueOption(StrEnum):
+    queue = "queue"  # Slurm --partition, PBS -q, Flux -q
+    qos = "qos"  # Slurm --qos (NERSC's "queues", Frontier's debug QOS)
+
+
+class Queue(_Strict):
+    """One row of a site's queue table: which node counts and wall times a queue accepts."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]+$", description="queue/partition/QOS name")
+    option: QueueOption = Field(
+        default=QueueOption.queue,
+        description="'queue' (Slurm --partition, PBS -q) or 'qos' (Slurm --qos)")
+    min_nodes: int = Field(default=1, ge=1, description="smallest job the queue accepts")
+    max_nodes: int | None = Field(
+        default=None, ge=1, description="largest job; unset when the site publishes none")
+    max_walltime: str | None = Field(
+        default=None, pattern=WALLTIME_PATTERN,
+        description="longest wall time as [D-]HH:MM[:SS]; unset when not published")
+    auto: bool = Field(
+        default=True, description="chosen automatically by node count (false: by request, "
+        "preemptable, special-purpose; only used when named with --queue)")
+    notes: str | None = None
+
+
 class Scheduler(_Strict):
     type: SchedulerName = Field(description="the scheduler: a name in the scheduler registry")
-    partition: str | None = Field(default=None, description="Slurm partition / PBS queue")
+    partition: str | None = Field(
+        default=None, description="Slurm partition / PBS queue; with a queue table, this "
+        "queue is used instead of choosing one by node count")
     account: str | None = Field(default=None, description="account / project to charge")
-    time: str = Field(default="00:30:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$",
+    account_required: bool = Field(
+        default=False, description="the scheduler rejects jobs without an account "
+        "(generate then refuses to write one without --account or scheduler.account)")
+    account_error: str | None = Field(
+        default=None, description="what the scheduler says when the account is missing")
+    queues: list[Queue] = Field(
+        default_factory=list, description="queue table in order of preference; generate "
+        "picks the first automatic queue whose node range and wall-time limit fit the job")
+    login_shell: bool = Field(
+        default=False, description="start the job script with '#!/bin/bash -l' (a login "
+        "shell, so the site's module system and profile are set up)")
+    time: str = Field(default="00:30:00", pattern=WALLTIME_PATTERN,
                       description="wall time as [D-]HH:MM[:SS]")
     directives: list[str] = Field(
         default_factory=list, description="extra raw directives, e.g. '-l filesystems=home'"
@@ -291,9 +332,20 @@ class SpackExternal(_Strict):
     buildable: bool = Field(default=False, description="may Spack build this package itself?")
 
 
+class CompilerPaths(_Strict):
+    c: str = Field(description="absolute path of the C compiler")
+    cxx: str = Field(description="absolute path of the C++ compiler")
+    fortran: str | None = Field(default=None, description="absolute path of the Fortran compiler")
+
+
 class SpackCompiler(_Strict):
     spec: str = Field(description="compiler spec, e.g. 'gcc@13.3.0'")
-    prefix: str | None = None
+    prefix: str | None = Field(
+        default=None, description="install prefix; the compilers are <prefix>/bin/<name> "
+        "unless 'paths' says otherwise")
+    paths: CompilerPaths | None = Field(
+        default=None, description="the compiler executables (Spack >= 1.0 needs them: "
+        "extra_attributes.compilers)")
     modules: list[str] = Field(default_factory=list)
 
 
@@ -306,6 +358,10 @@ class SpackRepoPin(_Strict):
 
 class Spack(_Strict):
     version: str | None = Field(default=None, description="Spack release the site uses, e.g. 1.1.0")
+    root: str | None = Field(
+        default=None, description="where the job finds Spack (its SPACK_ROOT), e.g. "
+        "'$HOME/spack'; default: SPACK_ROOT of the shell that runs generate. A batch job "
+        "does not inherit the submitting shell's environment on every site (PBS)")
     repos: dict[str, SpackRepoPin] = Field(
         default_factory=dict, description="package repos to pin, e.g. mochi: {commit: ...}"
     )
@@ -316,6 +372,46 @@ class Spack(_Strict):
     require: dict[str, list[str]] = Field(
         default_factory=dict, description="extra package requirements, e.g. mercury: ['+hwloc']"
     )
+
+
+class Placement(_Strict):
+    """Placement rules the site's MPI imposes on the layout planner."""
+
+    numa_confined_ranks: bool = Field(
+        default=False, description="every rank's CPUs must lie in one NUMA domain (HPE Cray "
+        "MPICH's NUMA NIC policy rejects a rank that spans domains at MPI_Init)")
+    spanning_env: Environment = Field(
+        default_factory=dict, description="environment that makes ranks spanning NUMA domains "
+        "acceptable (e.g. another MPICH_OFI_NIC_POLICY); without it such a layout is refused")
+    notes: str | None = None
+
+
+class Verified(_Strict):
+    """When the profile's decaying facts (queues, modules, versions) were last checked."""
+
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$",
+                      description="day of the last check, 'YYYY-MM-DD' (quoted)")
+    against: list[str] = Field(
+        min_length=1, description="what was checked: documentation URLs or upstream files "
+        "(with commit), or 'bedrock-deploy probe --site' on a named host")
+    not_verified: list[str] = Field(
+        default_factory=list, description="facts that could not be checked against a public "
+        "source (kept, marked, to be confirmed on the machine)")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_text(cls, v: object) -> object:
+        return v.isoformat() if isinstance(v, datetime.date) else v
+
+    @field_validator("date")
+    @classmethod
+    def _real_date(cls, v: str) -> str:
+        datetime.date.fromisoformat(v)  # ValueError: not a calendar day
+        return v
+
+    @property
+    def day(self) -> datetime.date:
+        return datetime.date.fromisoformat(self.date)
 
 
 class EngineKind(StrEnum):
@@ -343,7 +439,11 @@ class SiteProfile(_Strict):
     spack: Spack = Field(default_factory=Spack)
     engine: EngineKind = Field(default=EngineKind.spack, description="spack or embedded")
     env: Environment = Field(default_factory=dict, description="environment for every job")
+    placement: Placement = Field(default_factory=Placement)
     hooks: Hooks = Field(default_factory=Hooks)
+    verified: Verified | None = Field(
+        default=None, description="when and against what the facts were last verified; "
+        "generate warns when that is older than six months")
     sources: list[str] = Field(
         default_factory=list, description="where the facts in this profile come from"
     )
@@ -425,15 +525,22 @@ def check_site(site: SiteProfile) -> list[Problem]:
                                     path=("transports", i, "name"),
                                     hint="each transport needs its own name"))
         names.add(t.name)
-    for key in ("externals", "compilers"):
-        for i, ext in enumerate(getattr(site.spack, key)):
-            if ext.prefix is None and not ext.modules:
-                problems.append(Problem(
-                    f"{'external' if key == 'externals' else 'compiler'} {ext.spec!r} has "
-                    "neither a prefix nor modules",
-                    path=("spack", key, i),
-                    hint="Spack finds it by its install prefix or by the modules that load it: "
-                    "add 'prefix: /path' or 'modules: [name/version]'"))
+    for i, ext in enumerate(site.spack.externals):
+        if ext.prefix is None and not ext.modules:
+            problems.append(Problem(
+                f"external {ext.spec!r} has neither a prefix nor modules",
+                path=("spack", "externals", i),
+                hint="Spack finds it by its install prefix or by the modules that load it: "
+                "add 'prefix: /path' or 'modules: [name/version]'"))
+    for i, comp in enumerate(site.spack.compilers):
+        if comp.prefix is None and comp.paths is None:
+            problems.append(Problem(
+                f"compiler {comp.spec!r} has neither a prefix nor paths: Spack >= 1.0 would "
+                "have no C compiler from it (modules alone do not name the executables)",
+                path=("spack", "compilers", i),
+                hint="add 'prefix: /install/prefix' (compilers in <prefix>/bin) or "
+                "'paths: {c: /path/gcc, cxx: /path/g++, fortran: /path/gfortran}'"))
+    problems += _queue_problems(site)
     # Which launchers go with which scheduler: each launcher's `schedulers` (and a scheduler's
     # own `launchers`); launching outside an allocation is scheduler 'none'.
     from bedrock_deploy.launch.scheduler import launchers_for
@@ -445,4 +552,23 @@ def check_site(site: SiteProfile) -> list[Problem]:
             f"{site.scheduler.type!r}",
             path=("launcher", "type"),
             hint="use one of: " + ", ".join(sorted(allowed))))
+    return problems
+
+
+def _queue_problems(site: SiteProfile) -> list[Problem]:
+    problems: list[Problem] = []
+    sched = site.scheduler
+    for i, q in enumerate(sched.queues):
+        if q.max_nodes is not None and q.max_nodes < q.min_nodes:
+            problems.append(Problem(
+                f"queue {q.name!r} takes {q.min_nodes}-{q.max_nodes} nodes: max_nodes is below "
+                "min_nodes", path=("scheduler", "queues", i, "max_nodes"),
+                hint="give the node range as the site's queue table shows it"))
+        if q.option is QueueOption.qos and sched.type != "slurm":
+            problems.append(Problem(
+                f"queue {q.name!r} is a QOS, which only Slurm has",
+                path=("scheduler", "queues", i, "option"), hint="remove 'option: qos'"))
+    if sched.queues and sched.type == "none":
+        problems.append(Problem("a queue table needs a scheduler", path=("scheduler", "queues"),
+                                hint="set scheduler.type or remove scheduler.queues"))
     return problems

@@ -391,6 +391,7 @@ def _check_packages(packages: Any, kb: SpackKnowledge, where: Locator) -> list[P
         return [Problem("'packages' must be a mapping", base, where(base))]
     problems: list[Problem] = []
     keys = kb.section("package_keys")
+    compiler_packages = {c["package"] for c in kb.section("compilers").values()}
     for name, entry in packages.items():
         p = (*base, name)
         if not isinstance(entry, dict):
@@ -432,9 +433,33 @@ def _check_packages(packages: Any, kb: SpackKnowledge, where: Locator) -> list[P
             if "prefix" not in ext and "modules" not in ext:
                 problems.append(Problem(f"external {ext['spec']!r} has neither prefix nor modules",
                                         ep, where(ep), hint="give its install prefix or modules"))
+            if name in compiler_packages:
+                problems += _compiler_external_problems(ext, ep, where)
         if "buildable" in entry and not isinstance(entry["buildable"], bool):
             problems.append(Problem("buildable must be true or false", (*p, "buildable"),
                                     where((*p, "buildable"))))
+    return problems
+
+
+def _compiler_external_problems(ext: dict[str, Any], ep: KeyPath,
+                                where: Locator) -> list[Problem]:
+    """Spack >= 1.0 reads a compiler's executables from ``extra_attributes.compilers``; an
+    external compiler without them gives Spack no C compiler at build time."""
+    attrs = ext.get("extra_attributes")
+    paths = attrs.get("compilers") if isinstance(attrs, dict) else None
+    hint = ("add extra_attributes: {compilers: {c: /path/bin/gcc, cxx: /path/bin/g++, "
+            "fortran: /path/bin/gfortran}} (in a site profile: the compiler's prefix or paths)")
+    if not isinstance(paths, dict):
+        return [Problem(f"compiler external {ext['spec']!r} has no compiler paths "
+                        "(extra_attributes.compilers)", ep, where(ep), hint=hint)]
+    problems = []
+    for lang in ("c", "cxx"):
+        value = paths.get(lang)
+        if not isinstance(value, str) or not value.startswith("/"):
+            p = (*ep, "extra_attributes", "compilers")
+            problems.append(Problem(
+                f"compiler external {ext['spec']!r} gives no absolute {lang} compiler path",
+                p, where(p), hint=hint))
     return problems
 
 

@@ -8,7 +8,9 @@ Spack and repo pins, why each variant is there) goes into a YAML comment header,
 rejects unknown keys. The text is built as data and dumped with ruamel.yaml, then checked by
 :mod:`bedrock_deploy.spack_check`; if our own output fails, generation fails.
 
-Facts: /work/shared/reference/mochi-stack.md §4, §7, rule 11; spack-observed.md.
+Facts: mochi-hpc-experiments/platform-configurations (README.md, per-site spack.yaml),
+mochi-hpc/mochi-spack-packages, and Spack v1.1.0 (compilers are externals with
+extra_attributes.compilers; tests/test_spack_real.py concretizes the goldens).
 
 ``py-bedrock-deploy`` (our Spack package, ``spack-repo/``) is *not* in the environment by
 default: on a cluster the engine is Spack's ``bedrock`` and the generator runs from pip on the
@@ -262,12 +264,14 @@ def add_site_packages(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKnow
                              "use one of: " + ", ".join(compilers), plan)
         pkg = entry_info["package"]
         version = f"@{node.version}" if node.version else ""
-        ext: dict[str, Any] = {"spec": f"{pkg}{version} languages='c,c++,fortran'"}
-        if comp.prefix:
-            ext["prefix"] = comp.prefix
-            ext["extra_attributes"] = {"compilers": {
-                lang: f"{comp.prefix.rstrip('/')}/bin/{entry_info[lang]}"
-                for lang in ("c", "cxx", "fortran")}}
+        langs = " languages='c,c++,fortran'" if entry_info.get("languages") else ""
+        ext: dict[str, Any] = {"spec": f"{pkg}{version}{langs}"}
+        paths = compiler_paths(comp, entry_info)
+        prefix = comp.prefix or str(Path(paths["c"]).parent.parent)
+        ext["prefix"] = prefix
+        # Spack >= 1.0: a compiler is an external of its package and must name its
+        # executables, or Spack has no C compiler from it.
+        ext["extra_attributes"] = {"compilers": paths}
         if comp.modules:
             ext["modules"] = list(comp.modules)
         env.packages.setdefault(pkg, {}).setdefault("externals", []).append(ext)
@@ -292,6 +296,17 @@ def add_site_packages(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKnow
             if r not in entry.setdefault("require", []):
                 entry["require"].append(r)
     env.mirrors = dict(sp.mirrors)
+
+
+def compiler_paths(comp: Any, info: dict[str, str]) -> dict[str, str]:
+    """``extra_attributes.compilers`` of a site compiler: its ``paths``, else ``<prefix>/bin``."""
+    if comp.paths is not None:
+        out = {"c": comp.paths.c, "cxx": comp.paths.cxx}
+        if comp.paths.fortran:
+            out["fortran"] = comp.paths.fortran
+        return out
+    assert comp.prefix is not None  # check_site: a compiler has a prefix or paths
+    return {lang: f"{comp.prefix.rstrip('/')}/bin/{info[lang]}" for lang in ("c", "cxx", "fortran")}
 
 
 def _parse_site_spec(spec: str, path: tuple[str | int, ...], plan: DeploymentPlan) -> Any:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bedrock_deploy import api
-from bedrock_deploy.generate import check_target
+from bedrock_deploy.generate import check_target, site_warnings
 from bedrock_deploy.terminal import make_console, printable
 
 
@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--nodes", type=int, metavar="N", help="override the service's node count")
     p.add_argument("--ppn", type=int, metavar="N",
                    help="override the service's processes per node")
+    p.add_argument("--account", metavar="PROJECT",
+                   help="project/allocation the job is charged to (required by sites whose "
+                   "scheduler rejects jobs without one, e.g. ALCF)")
+    p.add_argument("--queue", metavar="NAME",
+                   help="use this queue of the site's queue table instead of choosing one "
+                   "by node count (still checked against its limits)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=_generate)
 
@@ -40,18 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _generate(args: argparse.Namespace) -> int:
     check_target(args.output, args.force)  # before any work, so a typo costs nothing
     plan = api.plan(args.site, args.service, nodes=args.nodes, ppn=args.ppn,
-                    margo_info=args.margo_info, fi_info=args.fi_info, transport=args.transport)
+                    margo_info=args.margo_info, fi_info=args.fi_info, transport=args.transport,
+                    account=args.account, queue=args.queue)
     deployment = api.generate(plan, args.output, force=args.force)
     out = str(Path(args.output))
     if args.json:
         json.dump({"output": out, "files": deployment.files,
                    "transport": plan.transport.protocol, "nodes": plan.nodes,
                    "processes_per_node": plan.processes_per_node,
-                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in plan.warnings]},
+                   "warnings": [{"local_rank": r, **w.to_dict()} for r, w in plan.warnings],
+                   "site_warnings": site_warnings(plan)},
                   sys.stdout, indent=2)
         print()
         return 0
     err = make_console(stderr=True, soft_wrap=True)
+    for warning in site_warnings(plan):
+        err.print(f"warning: {warning}", markup=False)
     for rank, w in plan.warnings:
         err.print(f"local rank {rank}: " + w.format(f"configs/rank-{rank}.json"), markup=False)
     print(f"wrote {printable(out)}/ ({len(deployment.files)} files): {plan.service.name} on "

@@ -48,7 +48,7 @@ def write_atomically(path: Path, text: str) -> None:
 def _layout(args: argparse.Namespace) -> int:
     # the same plan `generate` makes (transport selection, layout, validated configs)
     plan = api.plan(args.site, args.service, nodes=args.nodes, ppn=args.ppn,
-                    transport=args.transport)
+                    transport=args.transport, for_job=False)
     if args.svg is not None:
         write_atomically(args.svg, render_svg(plan))
     make_console().print(render_terminal(plan))

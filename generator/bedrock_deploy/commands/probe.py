@@ -35,10 +35,45 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--sysfs-root", metavar="DIR", default="/",
                    help="read sys/ and proc/ under DIR instead of / (a copied tree)")
     p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    p.add_argument("--site", metavar="S",
+                   help="instead of a node, collect what decays in site profile S (queues and "
+                   "limits, compiler/MPI/libfabric modules, fi_info --version, the PE version, "
+                   "margo-info through the site's launcher) into a profile fragment")
+    p.add_argument("--diff", action="store_true",
+                   help="with --site: print a diff against the shipped profile to review")
+    p.add_argument("--from", dest="recorded", metavar="DIR",
+                   help="with --site: read the commands' outputs from DIR (qstat-Qf.txt, "
+                   "scontrol-show-partition.txt, module-avail.txt, fi_info-version.txt, "
+                   "margo-info.txt, ...) instead of running them")
     p.set_defaults(func=_probe)
 
 
+def _probe_site(args: argparse.Namespace) -> int:
+    from bedrock_deploy import site_probe
+    from bedrock_deploy.sites import load_site
+
+    site = load_site(args.site).profile
+    run = site_probe.from_directory(args.recorded) if args.recorded else site_probe.live_runner
+    probe = site_probe.collect(site, run, host=args.name)
+    if args.diff:
+        text = site_probe.diff(probe, site, lambda d: render_profile_yaml(d, ""))
+    else:
+        data = site_probe.fragment(probe, site)
+        header = (f"Facts of site {site.name!r} collected by `bedrock-deploy probe --site` on "
+                  f"{probe.host} ({probe.when}). Review, then merge into the profile.")
+        text = json.dumps(data, indent=2) + "\n" if args.json else \
+            render_profile_yaml(data, header)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = write_text_atomic(args.output, text)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def _probe(args: argparse.Namespace) -> int:
+    if args.site:
+        return _probe_site(args)
     result = probe(hwloc_xml=args.hwloc_xml, sysfs_root=args.sysfs_root)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     data, header = profile_document(result, name=args.name, fi_info=args.fi_info,

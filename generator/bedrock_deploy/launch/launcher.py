@@ -20,6 +20,7 @@ To add one, write ``bedrock_deploy/launch/launchers/<name>.py``::
         def run_command(self) -> LaunchCommand: ...       # the run line
         @classmethod
         def single_process_argv(cls, site): ...           # one process on one node
+        def helper_argv(cls, site): ...                   # optional: one beside the service
 
 and, if it writes driver files, a template in ``share/templates/launch/`` named in
 ``driver_templates``. Nothing else lists launchers.
@@ -98,6 +99,14 @@ class Launcher(ABC):
         ``bedrock-deploy transports`` tells a user to run (``srun -N 1 -n 1``)."""
 
     # ---- optional ---------------------------------------------------------------------------
+    @classmethod
+    def helper_argv(cls, site: SiteProfile) -> list[str]:
+        """Words that run one helper process (the readiness query, the shutdown tool, the
+        client command) on one node of the job *while the service runs*: by default
+        :meth:`single_process_argv`. Used when the transport needs the launcher to hand out
+        network credentials (a Slingshot VNI); the transport's ``launcher_flags`` follow."""
+        return cls.single_process_argv(site)
+
     def driver_files(self, render: RenderTemplate) -> dict[str, str]:
         """Extra files of the deployment (relative path -> text): by default each of
         ``driver_templates`` rendered with the scripts' context."""

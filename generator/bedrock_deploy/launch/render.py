@@ -26,6 +26,7 @@ administrators). Templates live in ``share/templates/launch/``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import sys
@@ -39,7 +40,7 @@ from bedrock_deploy import __version__
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import fail, printable
 from bedrock_deploy.launch.binding import is_pinned, rank_cpus
-from bedrock_deploy.launch.launcher import launcher_for
+from bedrock_deploy.launch.launcher import launcher_class, launcher_for
 from bedrock_deploy.launch.scheduler import job_name, scheduler_for
 from bedrock_deploy.plan import (
     CONFIG_DIR,
@@ -147,11 +148,23 @@ def _group_file(plan: DeploymentPlan) -> str | None:
     return None
 
 
+def helper_argv(plan: DeploymentPlan) -> list[str]:
+    """How the job starts the processes that talk to the running service (readiness query,
+    shutdown, client): through the launcher, with the transport's launcher flags, when the
+    transport has such flags (a Slingshot VNI is only handed to processes the launcher starts:
+    mochi-doc docs/source/misc/06_cxi.rst); directly otherwise."""
+    flags = list(plan.transport.launcher_flags)
+    if not flags:
+        return []
+    return [*launcher_class(plan.site.launcher.type).helper_argv(plan.site), *flags]
+
+
 def script_context(plan: DeploymentPlan) -> dict[str, Any]:
     site = plan.site
     scheduler = scheduler_for(plan)
     launch = launcher_for(plan).run_command()
     daemon, query, shutdown = ENGINE_TOOLS[site.engine]
+    helper = helper_argv(plan)
     env: dict[str, str] = {}  # later sources win: site, then transport, then launcher
     env.update(_env_items(plan, site.env, ("env",)))
     env.update(_env_items(plan, plan.transport.env, ("transports", plan.transport.name, "env")))
@@ -181,7 +194,13 @@ def script_context(plan: DeploymentPlan) -> dict[str, Any]:
         "python": sys.executable,
         "query": query,
         "shutdown": shutdown,
+        "helper_argv": helper,
+        "helper_why": plan.transport.name if helper else "",
+        "shebang": "#!/bin/bash -l" if site.scheduler.login_shell else "#!/usr/bin/env bash",
+        "login_shell": site.scheduler.login_shell,
+        "spack_root": site.spack.root or os.environ.get("SPACK_ROOT", ""),
         "modules": site.spack.modules,
+        "needs_module": bool(site.spack.modules or site.hooks.before_modules),
         "env": list(env.items()),
         "root_env": list(launch.as_root_env.items()),
         "hooks": site.hooks,

@@ -50,3 +50,8 @@ class MpiexecPals(Launcher):
     @classmethod
     def single_process_argv(cls, site: SiteProfile) -> list[str]:
         return [cls.command_for(site), "-n", "1", "--ppn", "1"]
+
+    @classmethod
+    def helper_argv(cls, site: SiteProfile) -> list[str]:
+        # PALS binds a process to one CPU by default; a helper runs beside the service.
+        return [cls.command_for(site), "-n", "1", "--ppn", "1", "--cpu-bind", "none"]

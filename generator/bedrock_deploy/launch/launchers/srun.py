@@ -92,3 +92,9 @@ class Srun(Launcher):
     @classmethod
     def single_process_argv(cls, site: SiteProfile) -> list[str]:
         return [cls.command_for(site), "-N", "1", "-n", "1"]
+
+    @classmethod
+    def helper_argv(cls, site: SiteProfile) -> list[str]:
+        # The service's step holds every CPU (--whole): a second step waits for them unless it
+        # may share them (--overlap, Slurm >= 20.11; https://slurm.schedmd.com/srun.html).
+        return [cls.command_for(site), "--overlap", "-N", "1", "-n", "1", "--cpu-bind=none"]
