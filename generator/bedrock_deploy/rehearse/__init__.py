@@ -4,9 +4,9 @@ The deployment's real job script runs on the namespace test cluster (tests/clust
 cannot exist here emulated by programs that enforce that thing's documented rules: PBS Pro
 (:mod:`.pbs`), Cray PALS ``mpiexec`` (:mod:`.pals`), the HPE Slingshot options of ``srun`` around
 the cluster's real Slurm (:mod:`.slurm`), Slingshot CXI itself (the engine's emulated fabric,
-``native/src/transport_emulated.cpp``), the site's CPU numbering (``native/src/rehearsal_cpus.cpp``),
-``module`` and ``spack`` (:mod:`.standins`). The checks are listed in
-``share/rehearse/rules.yaml``; :func:`rehearse` returns the checklist. See docs/rehearse.md.
+``native/src/transport_emulated.cpp``), the site's CPU numbering
+(``native/src/rehearsal_cpus.cpp``), ``module`` and ``spack`` (:mod:`.standins`). The checks
+are listed in ``share/rehearse/rules.yaml``; :func:`rehearse` returns the checklist. See docs/rehearse.md.
 """
 
 from __future__ import annotations

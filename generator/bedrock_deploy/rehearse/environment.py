@@ -8,7 +8,6 @@
                    (PALS ``mpiexec``, Cray ``srun``)
 ``etc/profile``    the site's login environment (``PATH``, the ``module`` command), bound over
                    ``/etc/profile`` for the job's login shell only (a private mount namespace)
-``spack/``         a stand-in Spack (``share/spack/setup-env.sh``: ``spack env activate``)
 ``spack-view/bin`` the environment's ``bedrock``, ``bedrock-query``, ``bedrock-shutdown``: the
                    embedded engine with the site's fabric emulated
 ``home/``          the job user's home (empty: no personal profile)
@@ -19,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -111,8 +111,7 @@ def write(directory: Path, *, deployment: Any, site: Any, cluster: ClusterInfo,
 
     if directory.exists():
         shutil.rmtree(directory)
-    for sub in ("bin", "site-bin", "etc", "spack/share/spack", "spack-view/bin", "home",
-                "jobs"):
+    for sub in ("bin", "site-bin", "etc", "spack-view/bin", "home", "jobs"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     host_cpus = sorted(os.sched_getaffinity(0))
     node = node_facts(site)
@@ -165,18 +164,6 @@ def write(directory: Path, *, deployment: Any, site: Any, cluster: ClusterInfo,
         + f"module() {{ {module_fn}; }}\n"
         + "ml() { module \"$@\"; }\n"
         + '[ -z "${BASH_VERSION:-}" ] || export -f module ml\n')
-    (directory / "spack" / "share" / "spack" / "setup-env.sh").write_text(
-        header.format(what="Spack (a stand-in: 'spack env activate' only)")
-        + "spack() {\n"
-        + '  if [ "${1:-}" = env ] && [ "${2:-}" = activate ]; then\n'
-        + '    case " $* " in\n'
-        + f'      *" --sh "*) {shlex.join(tool)} spack "$@" ;;\n'
-        + f'      *) eval "$({shlex.join(tool)} spack "$@")" ;;\n'
-        + "    esac\n"
-        + "  else\n"
-        + f'    {shlex.join(tool)} spack "$@"\n'
-        + "  fi\n"
-        + "}\n")
     view = directory / "spack-view" / "bin"
     py = shlex.quote(sys.executable)
     record = f"{shlex.join(tool)} tool-ran"
@@ -198,9 +185,59 @@ def write(directory: Path, *, deployment: Any, site: Any, cluster: ClusterInfo,
     return context
 
 
-def spack_root(directory: Path) -> Path:
-    """The stand-in Spack of a rehearsal directory (its SPACK_ROOT)."""
-    return directory / "spack"
+def standin_spack_root() -> Path:
+    """The stand-in Spack (``share/rehearse/spack``): generate with ``SPACK_ROOT`` set to it,
+    or to any path: a rehearsal binds the stand-in over the ``SPACK_ROOT`` a job script
+    records (:func:`job_prefix`)."""
+    from bedrock_deploy.resources import share_path
+
+    return share_path("rehearse", "spack")
+
+
+_RECORDED_SPACK_ROOT = re.compile(r"^SPACK_ROOT=\$\{SPACK_ROOT:-(.*)\}\s*$", re.M)
+
+
+def recorded_spack_root(script_text: str) -> str:
+    """The SPACK_ROOT a generated job script falls back to (``SPACK_ROOT=${SPACK_ROOT:-...}``)."""
+    m = _RECORDED_SPACK_ROOT.search(script_text)
+    if not m:
+        return ""
+    try:
+        words = shlex.split(m.group(1))
+    except ValueError:
+        return ""
+    return words[0] if words else ""
+
+
+# Runs in the job's own mount namespace (nothing of it is seen outside): the site's login
+# environment over /etc/profile for a login shell, the stand-in Spack over the SPACK_ROOT the
+# script records (on an overlay of its nearest existing parent when that path is not here).
+_JOB_NAMESPACE = r"""
+set -e
+profile=$1 standin=$2 recorded=$3 scratch=$4; shift 4
+[ -z "$profile" ] || mount --bind "$profile" /etc/profile
+if [ -n "$recorded" ] && [ "$recorded" != "$standin" ] && [ "${recorded#/}" != "$recorded" ]; then
+  if [ ! -d "$recorded" ]; then
+    parent=$recorded
+    while [ ! -d "$parent" ]; do parent=$(dirname "$parent"); done
+    if [ "$parent" != / ]; then
+      mkdir -p "$scratch/upper" "$scratch/work"
+      mount -t overlay overlay \
+        -o "lowerdir=$parent,upperdir=$scratch/upper,workdir=$scratch/work" "$parent"
+      mkdir -p "$recorded"
+    fi
+  fi
+  [ ! -d "$recorded" ] || mount --bind "$standin" "$recorded"
+fi
+exec "$@"
+"""
+
+
+def job_prefix(directory: Path, *, login: bool, script_text: str, scratch: Path) -> list[str]:
+    """The words that start a job's shell in its own mount namespace (see _JOB_NAMESPACE)."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _JOB_NAMESPACE, "sh",
+            str(directory / "etc" / "profile") if login else "", str(standin_spack_root()),
+            recorded_spack_root(script_text), str(scratch)]
 
 
 def submit_environment(directory: Path, context: dict[str, Any]) -> dict[str, str]:
@@ -219,7 +256,13 @@ def submit_environment(directory: Path, context: dict[str, Any]) -> dict[str, st
         tool = shlex.join([sys.executable, "-m", "bedrock_deploy.rehearse.tool",
                            str(directory / CONTEXT_FILE)])
         env["BASH_FUNC_module%%"] = f'() {{  eval "$({tool} module "$@")"\n}}'
-        env["SPACK_ROOT"] = str(spack_root(directory))
+        env["SPACK_ROOT"] = str(standin_spack_root())
     env["PATH"] = ":".join([*path, env.get("PATH", "/usr/bin:/bin")])
-    env["BEDROCK_REHEARSAL_CONTEXT"] = str(directory / CONTEXT_FILE)
+    env.update(rehearsal_env(directory))
     return env
+
+
+def rehearsal_env(directory: Path) -> dict[str, str]:
+    """How the stand-ins inside a job find the rehearsal (set in every emulated job)."""
+    return {"BEDROCK_REHEARSAL_CONTEXT": str(directory / CONTEXT_FILE),
+            "BEDROCK_REHEARSAL_PYTHON": sys.executable}

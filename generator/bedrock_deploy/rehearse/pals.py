@@ -21,6 +21,7 @@ The ranks run as a step of the backing Slurm job (``srun --overlap``), started t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -206,10 +207,8 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
     proc = subprocess.Popen(srun, env=env)
 
     def forward(signum: int, _frame: Any) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, forward)

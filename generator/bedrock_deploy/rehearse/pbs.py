@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_deploy.rehearse.common import Context, ToolError, next_number
+from bedrock_deploy.rehearse.environment import job_prefix, rehearsal_env
 
 SERVER = "rehearsal"  # PBS job ids are <sequence number>.<server>
 # qsub(1B) options: which take a value.
@@ -491,49 +492,47 @@ def run_job(ctx: Context, jobdir: Path) -> int:
            "PBS_ENVIRONMENT": "PBS_BATCH", "PBS_JOBID": f"{seq}.{SERVER}",
            "PBS_JOBNAME": job["attrs"]["name"], "PBS_NODEFILE": str(nodefile),
            "PBS_QUEUE": job["attrs"]["queue"], "PBS_JOBDIR": str(home),
-           "BEDROCK_REHEARSAL_CONTEXT": str(ctx.path), **job["pbs_o"], **job["env"]}
+           **rehearsal_env(ctx.dir), **job["pbs_o"], **job["env"]}
     interp, login = _interpreter(job["shebang"])
-    argv = ["env", "-i", *[f"{k}={v}" for k, v in env.items()], *interp, str(script)]
-    if login:  # the site's login environment: its /etc/profile, seen by this job only
-        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                'mount --bind "$1" /etc/profile && shift && exec "$@"', "sh",
-                str(ctx.dir / "etc" / "profile"), *argv]
+    argv = [*job_prefix(ctx.dir, login=login, script_text=script.read_text(),
+                        scratch=jobdir / "overlay"),
+            "env", "-i", *[f"{k}={v}" for k, v in env.items()], *interp, str(script)]
     passed = sorted(job["env"])
     ctx.event("pbs.environment", True,
               f"the job got PBS's variables and {', '.join(passed) or 'nothing else'} (-v/-V); "
               f"{'login shell' if login else 'not a login shell'} ({job['shebang'] or 'no #!'})",
               tool="pbs_mom")
     (jobdir / "started").write_text(str(time.time()))
-    out = open(job["output"], "ab")  # -j oe: one stream (the generated scripts use it)
-    proc = subprocess.Popen(argv, cwd=home, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    killed = {"by": ""}
+    # -j oe: one stream (the generated scripts ask for it)
+    with open(job["output"], "ab") as out:
+        proc = subprocess.Popen(argv, cwd=home, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        killed = {"by": ""}
 
-    def on_term(signum: int, _frame: Any) -> None:  # qdel: SIGTERM, then SIGKILL (kill_delay)
-        killed["by"] = "qdel"
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-
-    signal.signal(signal.SIGTERM, on_term)
-    limit = job["attrs"].get("walltime") or None
-    start = time.monotonic()
-    while True:
-        try:
-            rc = proc.wait(timeout=1)
-            break
-        except subprocess.TimeoutExpired:
-            if killed["by"] and time.monotonic() - start > 0 and _waited(killed, 10):
-                os.killpg(proc.pid, signal.SIGKILL)
-            if limit and time.monotonic() - start > limit:
-                killed["by"] = "walltime"
+        def on_term(signum: int, _frame: Any) -> None:  # qdel: SIGTERM, then SIGKILL (kill_delay)
+            killed["by"] = "qdel"
+            try:
                 os.killpg(proc.pid, signal.SIGTERM)
-    comment = {"qdel": "Job deleted (qdel)", "walltime": "job killed: walltime exceeded"}.get(
-        killed["by"], "")
-    status = rc if rc >= 0 else 256 + (-rc)
-    (jobdir / "status.json").write_text(json.dumps({"exit_status": status, "comment": comment}))
-    out.close()
+            except ProcessLookupError:
+                return
+
+        signal.signal(signal.SIGTERM, on_term)
+        limit = job["attrs"].get("walltime") or None
+        start = time.monotonic()
+        while True:
+            try:
+                rc = proc.wait(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                if killed["by"] and time.monotonic() - start > 0 and _waited(killed, 10):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                if limit and time.monotonic() - start > limit:
+                    killed["by"] = "walltime"
+                    os.killpg(proc.pid, signal.SIGTERM)
+        comment = {"qdel": "Job deleted (qdel)", "walltime": "job killed: walltime exceeded"}.get(
+            killed["by"], "")
+        status = rc if rc >= 0 else 256 + (-rc)
+        (jobdir / "status.json").write_text(json.dumps({"exit_status": status, "comment": comment}))
     return 0
 
 

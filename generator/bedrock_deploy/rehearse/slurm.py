@@ -18,6 +18,7 @@ node and applied through the CPU map by :mod:`.rank`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bedrock_deploy.rehearse.common import Context, ToolError, format_cpus, next_number, parse_cpus
+from bedrock_deploy.rehearse.common import Context, ToolError, format_cpus, next_number
+from bedrock_deploy.rehearse.environment import job_prefix
 
 # sbatch/srun long options with a value, by their short form (the ones jobs use).
 _SHORT = {"N": "nodes", "n": "ntasks", "c": "cpus-per-task", "t": "time", "p": "partition",
@@ -174,10 +176,7 @@ def sbatch(ctx: Context, argv: list[str]) -> int:
     if not operands:
         raise ToolError("sbatch: this rehearsal submits job scripts only")
     script = Path(operands[0])
-    if "chdir" in opts_cmd:
-        base = Path(opts_cmd["chdir"])
-    else:
-        base = Path.cwd()
+    base = Path(opts_cmd["chdir"]) if "chdir" in opts_cmd else Path.cwd()
     script = script if script.is_absolute() else Path.cwd() / script
     text = script.read_text()
     opts_script, _, _ = parse_options(script_directives(text))
@@ -201,11 +200,8 @@ def sbatch(ctx: Context, argv: list[str]) -> int:
     first = text.splitlines()[0] if text else ""
     words = first[2:].split() if first.startswith("#!") else ["/bin/bash"]
     login = any(w in {"-l", "--login"} for w in words[1:])
-    inner = [*words, str(spool)]
-    if login:
-        inner = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                 'mount --bind "$1" /etc/profile && shift && exec "$@"', "sh",
-                 str(ctx.dir / "etc" / "profile"), *inner]
+    inner = [*job_prefix(ctx.dir, login=login, script_text=text, scratch=jobdir / "overlay"),
+             *words, str(spool)]
     wrapper = jobdir / "batch.sh"
     wrapper.write_text(
         "#!/bin/sh\n# an emulated job of " + ctx["site"] + " (bedrock-deploy rehearse)\n"
@@ -274,7 +270,7 @@ def site_cpu_sets(ctx: Context, spec: str, ppn: int, problems: list[str]) -> lis
 
 
 def srun(ctx: Context, argv: list[str]) -> int:
-    opts, program, problems = parse_options(argv)
+    opts, program, _problems = parse_options(argv)
     if not program:
         raise ToolError("srun: fatal: No command given to execute.")
     net_step = opts.get("network")
@@ -352,10 +348,8 @@ def srun(ctx: Context, argv: list[str]) -> int:
     proc = subprocess.Popen(real, env=env)
 
     def forward(signum: int, _frame: Any) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, forward)
