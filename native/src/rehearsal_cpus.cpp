@@ -13,7 +13,11 @@
 // (sched_setaffinity(2)); the host CPUs the map gives are applied for real.
 // sched_getaffinity / pthread_getaffinity_np: the site CPUs last set for that thread, as long
 // as the kernel still applies exactly their image; otherwise every site CPU whose image the
-// kernel applies. Without BEDROCK_REHEARSAL_CPU_MAP every call passes through unchanged.
+// kernel applies. Only callers whose CPU set is large enough for the site's node speak its
+// numbering (a plain cpu_set_t: the engine, taskset); a caller that sized its set from this
+// host's CPUs (hwloc inside MPI, sized from /sys) gets the host's own view, unchanged: an MPI
+// library that saw site CPUs outside its topology would re-bind the process. Without
+// BEDROCK_REHEARSAL_CPU_MAP every call passes through unchanged.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -84,6 +88,10 @@ class CpuMap {
     return instance;
   }
   bool active() const { return !host_of_.empty(); }
+  // Does a caller with a CPU set of `size` bytes speak the site's numbering?
+  bool speaks_site(size_t size) const {
+    return active() && size * 8 >= static_cast<size_t>(site_cpus());
+  }
   int site_cpus() const { return static_cast<int>(host_of_.size()); }
 
   // Site CPUs of `set` that the node has (CPUs beyond it are ignored, as by the kernel).
@@ -135,7 +143,7 @@ class CpuMap {
 pid_t own_tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
 // The site view of the host set `host` of thread `tid`, written into `out` (size bytes).
-void site_view(pid_t tid, const cpu_set_t& host, size_t size, cpu_set_t* out) {
+int site_view(pid_t tid, const cpu_set_t& host, size_t size, cpu_set_t* out) {
   CpuMap& map = CpuMap::get();
   std::vector<int> site;
   bool known = map.recalled(tid, site);
@@ -145,8 +153,8 @@ void site_view(pid_t tid, const cpu_set_t& host, size_t size, cpu_set_t* out) {
   }
   if (!known) site = map.preimage(host);
   std::memset(out, 0, size);
-  for (int c : site)
-    if (static_cast<size_t>(c) / 8 < size) CPU_SET_S(c, size, out);
+  for (int c : site) CPU_SET_S(c, size, out);
+  return 0;
 }
 
 // Applies the site set through `apply` (the real call, given host CPUs); records it.
@@ -176,7 +184,7 @@ int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t* set) {
     errno = ENOSYS;
     return -1;
   }
-  if (!CpuMap::get().active() || !set) return real(pid, size, set);
+  if (!CpuMap::get().speaks_site(size) || !set) return real(pid, size, set);
   pid_t self = own_tid();
   pid_t tid = pid == 0 ? self : pid;
   int rc = set_site(size, set, tid, tid == self && self == getpid(), [&](const cpu_set_t& host) {
@@ -195,18 +203,22 @@ int sched_getaffinity(pid_t pid, size_t size, cpu_set_t* set) {
     errno = ENOSYS;
     return -1;
   }
-  if (!CpuMap::get().active() || !set) return real(pid, size, set);
+  if (!CpuMap::get().speaks_site(size) || !set) return real(pid, size, set);
   cpu_set_t host;
   CPU_ZERO(&host);
   if (real(pid, sizeof host, &host) != 0) return -1;
-  site_view(pid == 0 ? own_tid() : pid, host, size, set);
+  int rc = site_view(pid == 0 ? own_tid() : pid, host, size, set);
+  if (rc != 0) {
+    errno = rc;
+    return -1;
+  }
   return 0;
 }
 
 int pthread_setaffinity_np(pthread_t thread, size_t size, const cpu_set_t* set) {
   static PthreadSet real = next_symbol<PthreadSet>("pthread_setaffinity_np");
   if (!real) return ENOSYS;
-  if (!CpuMap::get().active()) return real(thread, size, set);
+  if (!CpuMap::get().speaks_site(size)) return real(thread, size, set);
   bool self = pthread_equal(thread, pthread_self()) != 0;
   pid_t tid = self ? own_tid() : -1;
   return set_site(size, set, tid, self && tid == getpid(), [&](const cpu_set_t& host) {
@@ -217,13 +229,12 @@ int pthread_setaffinity_np(pthread_t thread, size_t size, const cpu_set_t* set) 
 int pthread_getaffinity_np(pthread_t thread, size_t size, cpu_set_t* set) {
   static PthreadGet real = next_symbol<PthreadGet>("pthread_getaffinity_np");
   if (!real) return ENOSYS;
-  if (!CpuMap::get().active()) return real(thread, size, set);
+  if (!CpuMap::get().speaks_site(size)) return real(thread, size, set);
   cpu_set_t host;
   CPU_ZERO(&host);
   int rc = real(thread, sizeof host, &host);
   if (rc != 0) return rc;
-  site_view(pthread_equal(thread, pthread_self()) ? own_tid() : -1, host, size, set);
-  return 0;
+  return site_view(pthread_equal(thread, pthread_self()) ? own_tid() : -1, host, size, set);
 }
 
 }  // extern "C"

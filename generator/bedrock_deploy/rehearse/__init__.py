@@ -6,7 +6,8 @@ cannot exist here emulated by programs that enforce that thing's documented rule
 the cluster's real Slurm (:mod:`.slurm`), Slingshot CXI itself (the engine's emulated fabric,
 ``native/src/transport_emulated.cpp``), the site's CPU numbering
 (``native/src/rehearsal_cpus.cpp``), ``module`` and ``spack`` (:mod:`.standins`). The checks
-are listed in ``share/rehearse/rules.yaml``; :func:`rehearse` returns the checklist. See docs/rehearse.md.
+are listed in ``share/rehearse/rules.yaml``; :func:`rehearse` returns the checklist. See
+docs/rehearse.md.
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ from bedrock_deploy.rehearse.common import CONTEXT_FILE
 # Launchers and schedulers the rehearsal emulates, and how (one entry each: a new one is one
 # more entry here plus its module).
 EMULATED_SCHEDULERS = {"pbs": ("qsub", "qstat", "qdel"), "slurm": ("sbatch",), "none": ()}
-EMULATED_LAUNCHERS = {"mpiexec-pals": "mpiexec", "srun": "srun"}
+# launcher -> (emulated tool, the schedulers it is emulated under)
+EMULATED_LAUNCHERS = {"mpiexec-pals": ("mpiexec", {"pbs"}), "srun": ("srun", {"slurm"}),
+                      "mpirun-openmpi": ("ompi-mpirun", {"pbs"})}
 VNI_BASE = 4000  # emulated VNIs: the job's from VNI_BASE, applications' from VNI_BASE + 1000
 SERVICE_ID = 6  # the CXI service id the emulated launchers hand out with a VNI
 
@@ -145,14 +147,17 @@ def write(directory: Path, *, deployment: Any, site: Any, cluster: ClusterInfo,
     header = f"# {{what}} of site {site.name}, emulated by bedrock-deploy rehearse\n"
 
     def script(path: Path, body: str, what: str) -> None:
-        path.write_text("#!/bin/sh\n" + header.format(what=what) + body)
+        path.write_text("#!/bin/bash\n" + header.format(what=what) + body)  # bash: keeps
+        # exported functions (BASH_FUNC_module%%), which dash drops from the environment
         path.chmod(0o755)
 
     for name in EMULATED_SCHEDULERS.get(deployment.scheduler, ()):
         script(directory / "bin" / name, f'exec {shlex.join(tool)} {name} "$@"\n', name)
-    launcher = EMULATED_LAUNCHERS.get(deployment.launcher)
-    if launcher:
-        command = site.launcher.command or launcher
+    launcher, under = EMULATED_LAUNCHERS.get(deployment.launcher, ("", set()))
+    if launcher and deployment.scheduler in under:
+        from bedrock_deploy.launch.launcher import launcher_class
+
+        command = site.launcher.command or launcher_class(deployment.launcher).default_command
         script(directory / "site-bin" / command, f'exec {shlex.join(tool)} {launcher} "$@"\n',
                f"{deployment.launcher} ({command})")
     module_fn = f'eval "$({shlex.join(tool)} module "$@")"'
@@ -235,7 +240,8 @@ exec "$@"
 
 def job_prefix(directory: Path, *, login: bool, script_text: str, scratch: Path) -> list[str]:
     """The words that start a job's shell in its own mount namespace (see _JOB_NAMESPACE)."""
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _JOB_NAMESPACE, "sh",
+    # bash, not sh: dash drops exported shell functions (BASH_FUNC_module%%) from the environment
+    return ["unshare", "--mount", "--propagation", "private", "bash", "-c", _JOB_NAMESPACE, "sh",
             str(directory / "etc" / "profile") if login else "", str(standin_spack_root()),
             recorded_spack_root(script_text), str(scratch)]
 

@@ -53,6 +53,9 @@ def parse(argv: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
         if not a.startswith("-"):
             return opts, argv[i:], problems
         name, eq, inline = a.partition("=")
+        if len(name) > 2 and not name.startswith("--"):
+            name = "-" + name  # PALS takes long options with one dash too (-ppn, -envall)
+            a = "-" + a
         if name in _VALUE_OPTIONS:
             if eq:
                 value = inline

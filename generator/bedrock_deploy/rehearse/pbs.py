@@ -211,6 +211,7 @@ def check(sub: Submission, ctx: Context) -> dict[str, Any]:
             fails["pbs.select"].append(f"{sel[1]}: {chunks}")
         else:
             nodes = sum(n for n, _ in chunks)
+            attrs["mpiprocs"] = [_mpiprocs(res) for n, res in chunks for _ in range(n)]
             for _, res in chunks:
                 for key in ("ncpus", "mpiprocs"):
                     if key in res and (not res[key].isdigit()
@@ -286,6 +287,14 @@ def check(sub: Submission, ctx: Context) -> dict[str, Any]:
         ctx.event(rule, ok, detail, tool="qsub")
     attrs["problems"] = [m for msgs in fails.values() for m in msgs]
     return attrs
+
+
+def _mpiprocs(res: dict[str, str]) -> int:
+    """Lines of PBS_NODEFILE for one chunk (pbs_resources(7B), mpiprocs: the host is written
+    mpiprocs times; default 1, or 0 when the chunk asks for ncpus=0)."""
+    if res.get("mpiprocs", "").isdigit():
+        return int(res["mpiprocs"])
+    return 0 if res.get("ncpus") == "0" else 1
 
 
 def _passed_detail(rule: str, attrs: dict[str, Any], sub: Submission, table: bool) -> str:
@@ -475,8 +484,12 @@ def run_job(ctx: Context, jobdir: Path) -> int:
     nodes = subprocess.run([ctx["real"]["scontrol"], "show", "hostnames",
                             os.environ.get("SLURM_JOB_NODELIST", "")],
                            capture_output=True, text=True).stdout.split()
+    # PBS_NODEFILE: each chunk's host mpiprocs times (pbs_resources(7B)); one chunk per node
+    # (place=scatter): the backing job's nodes in order, one per chunk
+    per_chunk = job["attrs"].get("mpiprocs") or [1] * len(nodes)
     nodefile = jobdir / "nodefile"
-    nodefile.write_text("".join(f"{n}\n" for n in nodes))
+    nodefile.write_text("".join(f"{host}\n" * count for host, count in zip(nodes, per_chunk,
+                                                                         strict=False)))
     spool = jobdir / "spool"
     spool.mkdir(exist_ok=True)
     script = spool / f"{seq}.{SERVER}.SC"  # PBS runs a copy of the script
@@ -504,7 +517,7 @@ def run_job(ctx: Context, jobdir: Path) -> int:
               tool="pbs_mom")
     (jobdir / "started").write_text(str(time.time()))
     # -j oe: one stream (the generated scripts ask for it)
-    with open(job["output"], "ab") as out:
+    with open(job["output"], "wb") as out:
         proc = subprocess.Popen(argv, cwd=home, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         killed = {"by": ""}

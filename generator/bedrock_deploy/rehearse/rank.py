@@ -27,10 +27,16 @@ def rank(ctx: Context, argv: list[str]) -> int:
     if not program:
         raise ToolError("rank: no program")
     env = dict(os.environ)
-    rank_id = int(env.get("SLURM_PROCID", "0"))
-    local = int(env.get("SLURM_LOCALID", "0"))
-    node = int(env.get("SLURM_NODEID", "0"))
-    size = int(spec.get("size", env.get("SLURM_NTASKS", "1")))
+    if spec.get("rank_vars") == "openmpi":  # started by Open MPI's daemons
+        rank_id = int(env.get("OMPI_COMM_WORLD_RANK", "0"))
+        local = int(env.get("OMPI_COMM_WORLD_LOCAL_RANK", "0"))
+        node = int(env.get("OMPI_COMM_WORLD_NODE_RANK", "0"))
+        size = int(env.get("OMPI_COMM_WORLD_SIZE", "1"))
+    else:  # a step of the backing Slurm job
+        rank_id = int(env.get("SLURM_PROCID", "0"))
+        local = int(env.get("SLURM_LOCALID", "0"))
+        node = int(env.get("SLURM_NODEID", "0"))
+        size = int(spec.get("size", env.get("SLURM_NTASKS", "1")))
     ppn = int(spec.get("ppn", 1))
     if spec.get("rank_vars") == "pals":
         local_size = min(ppn, size - node * ppn)

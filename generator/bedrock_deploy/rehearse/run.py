@@ -150,10 +150,13 @@ def _applies(rule: Rule, ctx: dict[str, Any]) -> bool:
         return ctx["scheduler"] == "slurm"
     if prefix == "pals":
         return ctx["launcher"] == "mpiexec-pals"
+    if prefix == "ompi":
+        return ctx["launcher"] == "mpirun-openmpi" and ctx["scheduler"] == "pbs"
     if prefix == "cxi":
         return ctx["fabric"] == "cxi"
     if prefix == "launcher":
-        return ctx["launcher"] in environment.EMULATED_LAUNCHERS
+        return ctx["launcher"] in {"mpiexec-pals", "srun"}  # the launchers that bind and
+        # hand out VNIs themselves
     return True
 
 
@@ -181,11 +184,24 @@ def find_cluster() -> environment.ClusterInfo:
     return environment.ClusterInfo(run=run, slurm_conf=conf, nodes=names)
 
 
+def _ancestors() -> set[int]:
+    out, pid = set(), os.getpid()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
+
+
 def _processes_naming(directory: Path) -> list[str]:
+    """Live processes whose command line names the deployment (every node: the namespaces
+    share one PID namespace), this process and its callers aside."""
     found = []
-    me = os.getpid()
+    mine = _ancestors()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == me:
+        if not proc.name.isdigit() or int(proc.name) in mine:
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -253,6 +269,7 @@ def rehearse(directory: str | Path, nodes: int = 2, *, timeout: float = 240.0,
     else:
         cmd = dep.submit_command(duration=DURATION, client=client, env=extra)
         say(f"submitting: {' '.join(cmd.argv)}")
+        env = {**env, **cmd.extra}  # what submit adds (sbatch exports it; qsub passes -v)
         done = subprocess.run(cmd.argv, env=env, cwd=dep.directory, capture_output=True,
                               text=True, timeout=120)
         outcome["submit"] = done
@@ -444,11 +461,15 @@ def _derived(dep: Any, ctx: dict[str, Any], rdir: Path, events: list[dict[str, A
     layout = {r["local_rank"]: parse_cpus(r["cpus"])
               for r in dep.manifest.get("layout", {}).get("ranks", []) if r.get("cpus")}
     pinned = bool(dep.manifest.get("layout", {}).get("pins_threads"))
+    # the binding each engine started with: what its launcher gave it, or what rank-exec.sh
+    # set for launchers that cannot bind each rank (taskset), as the engine itself received it
+    started_with = {e.get("tool_pid"): e.get("site_cpus") for e in events
+                    if e["rule"] == "tool" and e.get("tool") == "bedrock" and e.get("site_cpus")}
     if engines and pinned and layout:
         wrong = []
         for e in engines:
             want = layout.get(e["local"] % ctx["ppn"])
-            got = parse_cpus(e["site_cpus"])
+            got = parse_cpus(started_with.get(e["pid"]) or e["site_cpus"])
             if want is not None and got != want:
                 wrong.append(f"rank {e['rank']} (local {e['local']}, {e['host']}) is bound to "
                              f"{format_cpus(got)}, its layout says {format_cpus(want)}")

@@ -94,6 +94,18 @@ def script_directives(text: str, prefix: str = "#SBATCH") -> list[str]:
     return words
 
 
+def _directive_lines(text: str, prefix: str = "#SBATCH") -> list[str]:
+    """The directive lines of a script, before its first command (as sbatch reads them)."""
+    out = []
+    for line in text.splitlines()[1:]:
+        s = line.strip()
+        if s.startswith(prefix):
+            out.append(s)
+        elif s and not s.startswith("#"):
+            break
+    return out
+
+
 def _seconds(text: str) -> int | None:
     """Slurm --time: minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]."""
     m = re.match(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$", text.strip())
@@ -203,8 +215,11 @@ def sbatch(ctx: Context, argv: list[str]) -> int:
     inner = [*job_prefix(ctx.dir, login=login, script_text=text, scratch=jobdir / "overlay"),
              *words, str(spool)]
     wrapper = jobdir / "batch.sh"
+    directives = "".join(f"{line}\n" for line in _directive_lines(text))
     wrapper.write_text(
-        "#!/bin/sh\n# an emulated job of " + ctx["site"] + " (bedrock-deploy rehearse)\n"
+        "#!/bin/bash\n" + directives
+        + "# an emulated job of " + ctx["site"] + " (bedrock-deploy rehearse): the directives\n"
+        + "# above are the job script's; its copy below runs in the job's own namespace\n"
         f"export BEDROCK_REHEARSAL_SLURM_JOB={shlex.quote(str(jobdir))}\n"
         f"exec {shlex.join(inner)}\n")
     wrapper.chmod(0o755)
@@ -242,31 +257,33 @@ def _job_network(ctx: Context) -> str:
 
 
 def site_cpu_sets(ctx: Context, spec: str, ppn: int, problems: list[str]) -> list[list[int]]:
-    """--cpu-bind value -> site CPUs of each local rank."""
+    """--cpu-bind value (``[quiet|verbose,]type``) -> site CPUs of each local rank."""
     total = ctx.site_cpus
-    kinds = [k for k in spec.split(",") if k not in {"verbose", "quiet"}]
-    for k in kinds:
-        if k.startswith(("mask_cpu:", "map_cpu:")):
-            kind, _, values = k.partition(":")
-            sets = []
-            for v in values.split(","):
-                try:
-                    if kind == "mask_cpu":
-                        mask = int(v, 16)
-                        cpus = [c for c in range(mask.bit_length()) if mask >> c & 1]
-                    else:
-                        cpus = [int(v)]
-                except ValueError:
-                    problems.append(f"--cpu-bind {k}: {v!r} is not a {kind} value")
-                    return []
-                sets.append(cpus)
-            return [sets[i % len(sets)] for i in range(ppn)] if sets else []
-        if k in {"none", "no"}:
-            return [list(range(total)) for _ in range(ppn)]
-    if not kinds:
+    kind = spec
+    while kind.split(",", 1)[0] in {"verbose", "quiet", "v", "q"}:
+        kind = kind.split(",", 1)[1] if "," in kind else ""
+    if kind in {"", "none", "no"}:
         return [list(range(total)) for _ in range(ppn)]
-    problems.append(f"--cpu-bind={spec}: this rehearsal emulates none, mask_cpu and map_cpu")
-    return []
+    name, _, values = kind.partition(":")
+    if name not in {"mask_cpu", "map_cpu"} or not values:
+        problems.append(f"--cpu-bind={spec}: this rehearsal emulates none, mask_cpu and map_cpu")
+        return []
+    sets = []
+    for v in values.split(","):
+        try:
+            if name == "mask_cpu":
+                mask = int(v, 16)
+                cpus = [c for c in range(mask.bit_length()) if mask >> c & 1]
+            else:
+                cpus = [int(v)]
+        except ValueError:
+            problems.append(f"--cpu-bind {name}: {v!r} is not a {name} value")
+            return []
+        if not cpus:
+            problems.append(f"--cpu-bind {name}: an empty mask {v!r}")
+            return []
+        sets.append(cpus)
+    return [sets[i % len(sets)] for i in range(ppn)]
 
 
 def srun(ctx: Context, argv: list[str]) -> int:

@@ -34,7 +34,9 @@ def module(ctx: Context, argv: list[str]) -> int:
     else:
         print(f"echo 'module {shlex.quote(sub)}: not emulated by this rehearsal' >&2; false")
         return 0
-    unknown = [n for n in names if n not in declared]
+    # Lmod: "name" loads the default version of a module "name/version"
+    known = set(declared) | {d.split("/", 1)[0] for d in declared}
+    unknown = [n for n in names if n not in known]
     for n in names:
         ctx.event("module.declared", n not in unknown,
                   n if n not in unknown else f"{n} (the site declares: "
@@ -99,7 +101,11 @@ def tool_ran(ctx: Context, argv: list[str]) -> int:
     name = argv[0] if argv else "?"
     launched = os.environ.get("BEDROCK_REHEARSAL_LAUNCHED", "")
     vnis = os.environ.get("SLINGSHOT_VNIS", "")
+    # the binding this process starts with, in the site's numbering (after whatever the
+    # launcher and rank-exec.sh did: the CPU map's library keeps it up to date)
     ctx.event("tool", True, "", tool=name, launched=launched, vnis=vnis,
+              site_cpus=os.environ.get("BEDROCK_REHEARSAL_SITE_CPUS", ""),
+              tool_pid=os.getppid(),  # the stand-in's shell, which becomes the tool (exec)
               ppid_cmd=_parent_command())
     return 0
 

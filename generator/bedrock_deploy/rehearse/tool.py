@@ -27,6 +27,10 @@ def run(argv: list[str]) -> int:
             from bedrock_deploy.rehearse import pals
 
             return pals.main(ctx, args)
+        if name == "ompi-mpirun":
+            from bedrock_deploy.rehearse import openmpi
+
+            return openmpi.main(ctx, args)
         if name in {"sbatch", "srun"}:
             from bedrock_deploy.rehearse import slurm
 
