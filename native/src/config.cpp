@@ -241,6 +241,7 @@ std::string builtin_module_for_library(const std::string& library) {
   if (base == "libflock-bedrock-module.so") return "flock";
   if (base == "libyokan-bedrock-module.so") return "yokan";
   if (base == "libabt-io-bedrock-module.so") return "abt_io";
+  if (base == "libwarabi-bedrock-module.so") return "warabi";
   return {};
 }
 
@@ -731,7 +732,8 @@ json prepare_config(const json& input, const ConfigContext& ctx, std::vector<std
       if (builtin_module_for_library(lib).empty())
         throw ConfigError("Could not dlopen library " + lib + ": bedrock-engine has no built-in "
                               "module for it (built-in: libflock-bedrock-module.so, "
-                              "libyokan-bedrock-module.so, libabt-io-bedrock-module.so); use the "
+                              "libyokan-bedrock-module.so, libabt-io-bedrock-module.so, "
+                              "libwarabi-bedrock-module.so); use the "
                               "Spack-built bedrock to load other modules",
                           index_path("libraries", i));
       out["libraries"].push_back(lib);

@@ -160,6 +160,80 @@ class AbtIoComponent : public Component {
   json cfg_;
 };
 
+// Warabi (mochi-warabi) with its "memory" target only: regions of bytes held in memory,
+// created, written, read and erased in the provider's pool. Other targets (pmem, abt-io) need
+// the Spack-built bedrock with mochi-warabi.
+class WarabiComponent : public Component {
+ public:
+  WarabiComponent(const json& cfg, const std::string& path) : cfg_(cfg) {
+    if (cfg.contains("targets")) {  // the older form: a list of targets
+      if (!cfg["targets"].is_array())
+        throw ConfigError("\"targets\" should be an array", path + ".config.targets");
+      for (size_t i = 0; i < cfg["targets"].size(); ++i)
+        check_target(cfg["targets"][i], path + ".config.targets[" + std::to_string(i) + "]");
+      return;
+    }
+    check_target(cfg.value("target", json{{"type", "memory"}}), path + ".config.target");
+    if (!cfg_.contains("target")) cfg_["target"] = json{{"type", "memory"}};
+    if (!cfg_["target"].contains("config")) cfg_["target"]["config"] = json::object();
+  }
+  static void check_target(const json& target, const std::string& where) {
+    if (!target.is_object()) throw ConfigError("a warabi target should be an object", where);
+    std::string type = target.value("type", "memory");
+    if (type != "memory")
+      throw ConfigError("warabi target type \"" + type +
+                            "\" is not available in bedrock-engine (built-in: memory); use the "
+                            "Spack-built bedrock with mochi-warabi for other targets",
+                        where + ".type");
+  }
+  json config() const override { return cfg_; }
+  std::string handle(uint32_t rpc, std::string_view payload) override {
+    Reader r(payload);
+    Writer w;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (rpc == rpc_warabi_create) {
+      uint64_t size = r.u64();
+      r.expect_end();
+      if (size > kMaxPayload) throw RpcError(status_bad_request, "region size too large");
+      regions_[++last_id_] = std::string(size, '\0');
+      w.u64(last_id_);
+      return w.take();
+    }
+    uint64_t id = r.u64();
+    auto it = regions_.find(id);
+    if (rpc == rpc_warabi_erase) {
+      r.expect_end();
+      if (it == regions_.end()) throw RpcError(status_not_found, "no such region");
+      regions_.erase(it);
+      return {};
+    }
+    if (it == regions_.end()) throw RpcError(status_not_found, "no such region");
+    uint64_t offset = r.u64();
+    if (rpc == rpc_warabi_write) {
+      std::string_view data = r.bytes();
+      r.expect_end();
+      if (offset > it->second.size() || data.size() > it->second.size() - offset)
+        throw RpcError(status_bad_request, "write past the end of the region");
+      it->second.replace(offset, data.size(), data);
+      return {};
+    }
+    if (rpc == rpc_warabi_read) {
+      uint64_t size = r.u64();
+      r.expect_end();
+      if (offset > it->second.size() || size > it->second.size() - offset)
+        throw RpcError(status_bad_request, "read past the end of the region");
+      return it->second.substr(offset, size);
+    }
+    throw RpcError(status_no_rpc, "warabi provider has no RPC " + std::to_string(rpc));
+  }
+
+ private:
+  json cfg_;
+  std::mutex mutex_;
+  uint64_t last_id_ = 0;
+  std::map<uint64_t, std::string> regions_;
+};
+
 }  // namespace
 
 class FlockComponent : public Component {
@@ -427,6 +501,7 @@ void Server::create_providers(const json& providers) {
     const json& pcfg = p["config"];
     if (type == "yokan") e.component = std::make_unique<YokanComponent>(pcfg, path);
     else if (type == "abt_io") e.component = std::make_unique<AbtIoComponent>(pcfg);
+    else if (type == "warabi") e.component = std::make_unique<WarabiComponent>(pcfg, path);
     else if (type == "flock") e.component = std::make_unique<FlockComponent>(*this, pcfg, id, path);
     provider_index_[id] = providers_.size();
     providers_.push_back(std::move(e));

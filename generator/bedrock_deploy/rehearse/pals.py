@@ -202,7 +202,7 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
     for k in ("SLURM_CPU_BIND", "SLURM_CPU_BIND_TYPE", "SLURM_CPU_BIND_LIST",
               "SLURM_NTASKS", "SLURM_NPROCS", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"):
         env.pop(k, None)
-    srun = [ctx["real"]["srun"], "--overlap", f"--jobid={slurm_env.get('SLURM_JOB_ID', '')}",
+    srun = [ctx["real"]["srun"], "--overlap", "--overcommit", f"--jobid={slurm_env.get('SLURM_JOB_ID', '')}",
             f"--nodes={used_nodes}", f"--ntasks={n}", f"--ntasks-per-node={ppn}",
             f"--nodelist={','.join(on_hosts)}", "--distribution=block", "--cpu-bind=none",
             "--mpi=pmix", "--kill-on-bad-exit=0", "--export=ALL",
