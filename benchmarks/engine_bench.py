@@ -34,11 +34,24 @@ from bench_util import HERE, Result, Skip, Target, pyplot, save_plot, summarize,
 PROTOCOLS = ("na+sm", "ofi+tcp")
 KV_PROVIDER = 1
 IO_PROVIDER = 2
-# Real Margo on this machine (mochi-observed.md §5), split CPUs, median µs.
+# Real Margo 0.24 (Mercury 2.4, Argobots 1.2) built from source on this machine: empty RPC round
+# trips between two processes on different CPUs, 10,000 after 1,000 warm-up, three or four
+# runs (benchmarks/README.md, "Real Margo on this machine"). Median and p99 ranges, µs.
 MARGO_REFERENCE_US = {("na+sm", "default"): 5.7, ("na+sm", "busy"): 1.7,
                       ("ofi+tcp", "default"): 24.0, ("ofi+tcp", "busy"): 17.0}
+MARGO_REFERENCE_P99_US = {("na+sm", "default"): "936-2528", ("na+sm", "busy"): "2.4-2.6",
+                          ("ofi+tcp", "default"): "4040-4080", ("ofi+tcp", "busy"): "203-11963"}
+# Issue 9 (medians) and issue 18 (tails, TCP against its raw floor).
 TARGETS_US = {("na+sm", "default"): 5.0, ("na+sm", "busy"): 1.0, ("ofi+tcp", "busy"): 20.0}
-RAW_KIND = {"na+sm": "shm", "ofi+tcp": "tcp"}
+TAIL_TARGETS_US = [("na+sm", "busy", "p99_us", 1.3), ("na+sm", "busy", "median_us", 0.45),
+                   ("na+sm", "default", "p99_us", 5.0)]
+TCP_RAW_RATIO_TARGET = 1.3  # engine TCP busy median / raw spinning TCP median, same run
+RAW_KIND = {"na+sm": "shm", "ofi+tcp": "tcpspin"}
+# Throughput of real Margo here: one client process keeping 16 RPCs in flight (16 ULTs), server
+# rpc_thread_count 0, 1 or 2, no affinity; RPC/s of three runs (same provenance as above).
+MARGO_THROUGHPUT_RPS = {("na+sm", 0): [15815, 59821, 27273], ("na+sm", 1): [4489, 3425, 7580],
+                        ("na+sm", 2): [3501, 9100, 7400], ("ofi+tcp", 0): [11930, 5574, 10205],
+                        ("ofi+tcp", 1): [1914, 2366, 2409], ("ofi+tcp", 2): [3962, 3983, 2188]}
 _ALLOWED = set(os.sched_getaffinity(0))
 
 
@@ -272,16 +285,31 @@ def run_latency(out: Path, quick: bool, raw: dict[str, dict[str, Any]]) -> Resul
                     row = {"protocol": protocol, "mode": mode, "rpc": rpc, **stats,
                            "median_us_per_repeat": medians[rpc],
                            "raw_kind": RAW_KIND[protocol],
-                           "margo_reference_median_us": MARGO_REFERENCE_US[(protocol, mode)]}
+                           "margo_reference_median_us": MARGO_REFERENCE_US[(protocol, mode)],
+                           "margo_reference_p99": MARGO_REFERENCE_P99_US[(protocol, mode)]}
                     if rawk:
                         row["ratio_median_to_raw"] = stats["median_us"] / rawk["median_us"]
                         row["ratio_p99_to_raw"] = stats["p99_us"] / rawk["p99_us"]
                     res.results.append(row)
-                    if rpc == "empty" and (protocol, mode) in TARGETS_US:
+                    if rpc != "empty":
+                        continue
+                    margo = (f"real Margo here: median {MARGO_REFERENCE_US[(protocol, mode)]}, "
+                             f"p99 {MARGO_REFERENCE_P99_US[(protocol, mode)]} us")
+                    if (protocol, mode) in TARGETS_US:
                         res.targets.append(Target(
                             f"{protocol} {mode} empty RPC median", stats["median_us"],
-                            TARGETS_US[(protocol, mode)], "us",
-                            f"issue 9; real Margo here {MARGO_REFERENCE_US[(protocol, mode)]}"))
+                            TARGETS_US[(protocol, mode)], "us", f"issue 9; {margo}"))
+                    for tp, tm, key, limit in TAIL_TARGETS_US:
+                        if (tp, tm) == (protocol, mode):
+                            res.targets.append(Target(
+                                f"{protocol} {mode} empty RPC {key.removesuffix('_us')}",
+                                stats[key], limit, "us", f"issue 18; {margo}"))
+                    if protocol == "ofi+tcp" and mode == "busy" and rawk:
+                        res.targets.append(Target(
+                            "ofi+tcp busy empty RPC median / raw spinning TCP median",
+                            stats["median_us"] / rawk["median_us"], TCP_RAW_RATIO_TARGET, "x",
+                            f"issue 18; raw tcpspin median {rawk['median_us']:.2f} us, "
+                            "same run"))
     finally:
         os.sched_setaffinity(0, _ALLOWED)
     res.notes.append("empty RPC timed in C++ (Client.ping_loop); get timed in Python, "
@@ -319,7 +347,7 @@ def run_throughput(out: Path, quick: bool) -> Result:
                  quick)
     engine()
     client_cpu, server_cpu = two_cpus()
-    counts = (1, 2) if quick else (1, 2, 4)
+    counts = (1, 2) if quick else (1, 2, 4, 8, 16)
     seconds = 0.5 if quick else 3.0
     xstream_counts = (0, 1, 2)
     protocols = ("na+sm",) if quick else PROTOCOLS
@@ -328,7 +356,11 @@ def run_throughput(out: Path, quick: bool) -> Result:
                       "server_cpu": server_cpu, "protocols": list(protocols),
                       "server": "0: everything on __primary__ (Margo's default); 1, 2: progress "
                       "xstream alone + 1 or 2 rpc xstreams; all pinned to the server CPU; each "
-                      "client a process pinned to the client CPU"}
+                      "client a process pinned to the client CPU, one RPC in flight",
+                      "margo_reference_rps": {f"{p} rpc_thread_count {x}": v for (p, x), v
+                                              in MARGO_THROUGHPUT_RPS.items()},
+                      "margo_reference": "real Margo 0.24 here, one client process with 16 "
+                      "RPCs in flight, server rpc_thread_count 0/1/2, no affinity, 3 runs"}
     for protocol in protocols:
         for rpc_xs in xstream_counts:
             cfg = (throughput_config(server_cpu, rpc_xs) if rpc_xs
@@ -341,7 +373,9 @@ def run_throughput(out: Path, quick: bool) -> Result:
                     total = sum(g["count"] for g in got)
                     res.results.append({"protocol": protocol, "rpc_xstreams": rpc_xs,
                                         "clients": k, "rpcs": total, "seconds": wall,
-                                        "rpcs_per_second": total / wall})
+                                        "rpcs_per_second": total / wall,
+                                        "margo_reference_rps_16_in_flight":
+                                            MARGO_THROUGHPUT_RPS[(protocol, rpc_xs)]})
     res.notes.append("this machine has 2 CPUs: all clients share one, the server's xstreams "
                      "the other, so more rpc xstreams cannot add parallelism here; the figures "
                      "show the cost of the hand-off, not the scaling on a real node")
@@ -357,6 +391,14 @@ def run_throughput(out: Path, quick: bool) -> Result:
                          f"{protocol}, progress + {rpc_xs} rpc xstream" + "s" * (rpc_xs > 1))
                 ax.plot([r["clients"] for r in rows], [r["rpcs_per_second"] for r in rows],
                         styles[rpc_xs], label=label)
+        edge = {"na+sm": "tab:blue", "ofi+tcp": "tab:red"}
+        for protocol in protocols:
+            for rpc_xs in xstream_counts:
+                runs = sorted(MARGO_THROUGHPUT_RPS[(protocol, rpc_xs)])
+                ax.scatter([counts[-1] * 1.2], [runs[len(runs) // 2]], marker=styles[rpc_xs][0],
+                           facecolors="none", edgecolors=edge[protocol], s=60, zorder=3,
+                           label=(f"real Margo {protocol}, 16 in flight (median of 3 runs)"
+                                  if rpc_xs == 0 else None))
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(counts), [str(k) for k in counts])
         ax.set_xlabel("concurrent client processes")

@@ -14,8 +14,9 @@ from bench_util import HERE, Result, Skip, pyplot, save_plot, summarize, two_cpu
 NAME = "raw_baselines"
 MODES = {"shm": "shared-memory spin (one cache line)",
          "unix": "blocking Unix socket (socketpair)",
-         "tcp": "blocking TCP loopback (TCP_NODELAY)"}
-# Figures measured earlier on this machine (mochi-observed.md, issue 9 text).
+         "tcp": "blocking TCP loopback (TCP_NODELAY)",
+         "tcpspin": "spinning TCP loopback (non-blocking sockets, busy-polled, TCP_NODELAY)"}
+# Medians measured earlier on this machine (issue 9); none for tcpspin (added by issue 18).
 REFERENCE_US = {"shm": 0.5, "unix": 58.0, "tcp": 81.0}
 
 
@@ -44,9 +45,11 @@ def measure(exe: Path, mode: str, iterations: int, warmup: int, server_cpu: int,
             raise RuntimeError(f"raw_pingpong {mode} failed: {proc.stderr.strip()}")
         ns = [int(x) for x in samples_file.read_text().split()]
     stats = summarize(v / 1000.0 for v in ns)
-    return {"mode": mode, "what": MODES[mode], "iterations": iterations, "warmup": warmup,
-            "server_cpu": server_cpu, "client_cpu": client_cpu, **stats,
-            "reference_median_us": REFERENCE_US[mode]}
+    row = {"mode": mode, "what": MODES[mode], "iterations": iterations, "warmup": warmup,
+           "server_cpu": server_cpu, "client_cpu": client_cpu, **stats}
+    if mode in REFERENCE_US:
+        row["reference_median_us"] = REFERENCE_US[mode]
+    return row
 
 
 def run(out: Path, quick: bool) -> Result:
@@ -69,7 +72,8 @@ def run(out: Path, quick: bool) -> Result:
         for i, key in enumerate(("median_us", "p90_us", "p99_us")):
             ax.bar([x + (i - 1) * width for x in range(len(labels))],
                    [r[key] for r in res.results], width, label=key.removesuffix("_us"))
-        ax.scatter(range(len(labels)), [REFERENCE_US[m] for m in labels], marker="_", s=600,
+        known = [(i, REFERENCE_US[m]) for i, m in enumerate(labels) if m in REFERENCE_US]
+        ax.scatter([i for i, _ in known], [v for _, v in known], marker="_", s=600,
                    color="black", zorder=3, label="earlier median on this machine")
         ax.set_xticks(range(len(labels)), [f"{m}\n{MODES[m].split(' (')[0]}" for m in labels],
                       fontsize=8)

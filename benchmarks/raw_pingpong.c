@@ -10,6 +10,8 @@
  *         both spin (no syscalls). The floor for any shared-memory transport.
  *   unix  blocking 8-byte write/read over a socketpair(AF_UNIX, SOCK_STREAM).
  *   tcp   blocking 8-byte send/recv over TCP loopback (127.0.0.1, TCP_NODELAY on both ends).
+ *   tcpspin  the same over non-blocking sockets, both ends busy-polling recv (MSG_DONTWAIT)
+ *         instead of sleeping in it: the floor of a TCP transport that polls its sockets.
  *
  * Prints one summary line (JSON) on stdout; exits non-zero with a message on any failure.
  * Compiled by benchmarks/raw_baselines.py with `cc -O2`.
@@ -17,6 +19,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -76,12 +79,18 @@ static inline uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int spin_reads; /* tcpspin: non-blocking sockets, the caller polls */
+
 static void full_write(int fd, const void *buf, size_t n) {
   const char *p = buf;
   while (n > 0) {
     ssize_t k = write(fd, p, n);
     if (k < 0) {
       if (errno == EINTR) continue;
+      if (spin_reads && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        relax();
+        continue;
+      }
       die("write");
     }
     p += k;
@@ -97,6 +106,10 @@ static int full_read(int fd, void *buf, size_t n) {
     ssize_t k = read(fd, p + got, n - got);
     if (k < 0) {
       if (errno == EINTR) continue;
+      if (spin_reads && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        relax();
+        continue;
+      }
       die("read");
     }
     if (k == 0) {
@@ -107,6 +120,11 @@ static int full_read(int fd, void *buf, size_t n) {
     got += (size_t)k;
   }
   return 1;
+}
+
+static void set_nonblocking(int fd) {
+  int flags = fcntl(fd, F_GETFL, 0);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) die("fcntl(O_NONBLOCK)");
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -123,7 +141,7 @@ static double pct(const uint64_t *sorted, long n, double p) { /* nearest rank */
 
 int main(int argc, char **argv) {
   if (argc != 7) {
-    fprintf(stderr, "usage: %s shm|unix|tcp ITERATIONS WARMUP SERVER_CPU CLIENT_CPU SAMPLES_FILE\n",
+    fprintf(stderr, "usage: %s shm|unix|tcp|tcpspin ITERATIONS WARMUP SERVER_CPU CLIENT_CPU SAMPLES_FILE\n",
             argv[0]);
     return 2;
   }
@@ -136,9 +154,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   int is_shm = strcmp(mode, "shm") == 0, is_unix = strcmp(mode, "unix") == 0,
-      is_tcp = strcmp(mode, "tcp") == 0;
+      is_tcp = strcmp(mode, "tcp") == 0 || strcmp(mode, "tcpspin") == 0;
+  spin_reads = strcmp(mode, "tcpspin") == 0;
   if (!is_shm && !is_unix && !is_tcp) {
-    fprintf(stderr, "raw_pingpong: unknown mode '%s' (shm, unix or tcp)\n", mode);
+    fprintf(stderr, "raw_pingpong: unknown mode '%s' (shm, unix, tcp or tcpspin)\n", mode);
     return 2;
   }
   check_cpu(server_cpu);
@@ -191,6 +210,7 @@ int main(int argc, char **argv) {
       if (fd < 0) die("accept");
       int one = 1;
       if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) die("TCP_NODELAY");
+      if (spin_reads) set_nonblocking(fd);
     }
     uint64_t msg;
     while (full_read(fd, &msg, sizeof msg)) full_write(fd, &msg, sizeof msg);
@@ -209,6 +229,7 @@ int main(int argc, char **argv) {
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) die("connect");
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) die("TCP_NODELAY");
+    if (spin_reads) set_nonblocking(fd);
     close(listener);
   }
   for (long i = 0; i < total; i++) {

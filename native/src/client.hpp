@@ -60,7 +60,7 @@ class Client {
   void send_raw(const std::string& address, std::string_view bytes);
 
   CallOptions options;
-  Response last;  // the last successful response (exec_tid / exec_cpu of its handler)
+  Response last;  // status, exec_tid, exec_cpu of the last successful response (no payload)
 
  private:
   std::shared_ptr<ClientConnection> connection(const std::string& address);

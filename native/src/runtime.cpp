@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -38,7 +39,12 @@ void Xstream::end_sleep() {
   }
 }
 
-int current_tid() { return static_cast<int>(syscall(SYS_gettid)); }
+int current_tid() {
+  // Every response carries the handler's thread id: a syscall each time cost ~0.1-0.3 us of a
+  // ~0.5 us round trip here. The engine never forks, so a thread's id never changes.
+  thread_local int tid = static_cast<int>(syscall(SYS_gettid));
+  return tid;
+}
 
 std::vector<int> allowed_cpus() {
   cpu_set_t set;
@@ -74,6 +80,14 @@ void Pool::push(Task task) {
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (Xstream* xs : subscribers_) xs->notify();
+  // Handing work to an xstream pinned to our own CPU (a packed layout): it runs only when we
+  // give the CPU up, so do it now rather than at the next idle yield of our spin loop (up to
+  // a few hundred microseconds later on TCP, where each spin is an epoll_wait).
+  Xstream* me = Xstream::current();
+  if (me && std::find(subscribers_.begin(), subscribers_.end(), me) == subscribers_.end() &&
+      std::any_of(subscribers_.begin(), subscribers_.end(),
+                  [me](const Xstream* xs) { return me->shares_cpu_with(*xs); }))
+    sched_yield();
 }
 
 bool Pool::try_pop(Task& out) {
@@ -180,6 +194,12 @@ bool Xstream::run_one() {
       return true;
     }
   }
+  return false;
+}
+
+bool Xstream::shares_cpu_with(const Xstream& other) const {
+  for (int c : cpus_)
+    if (std::find(other.cpus_.begin(), other.cpus_.end(), c) != other.cpus_.end()) return true;
   return false;
 }
 

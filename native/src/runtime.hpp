@@ -63,6 +63,8 @@ class Xstream {
   // Runs one task from this xstream's pools (in order). Returns false if none was ready.
   bool run_one();
   bool has_pending() const;
+  // Both are pinned and their CPU sets intersect (unpinned xstreams share nothing for sure).
+  bool shares_cpu_with(const Xstream& other) const;
   // Wakes the xstream if it is sleeping (called by Pool::push).
   void notify();
   // Blocks until notified or timeout_ms elapsed. extra_fd (if >= 0) also wakes it up; returns

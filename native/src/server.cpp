@@ -644,7 +644,8 @@ void Server::progress_task() {
   unsigned iter = 0;
   while (!finalize_requested_.load(std::memory_order_relaxed)) {
     int n = transport_->poll_fast();
-    if (tcp || (++iter & 31) == 0) n += transport_->progress(0, -1);
+    ++iter;  // also for TCP: it paces the sched_yield below (every pass yielded before)
+    if (tcp || (iter & 31) == 0) n += transport_->progress(0, -1);
     auto now = Clock::now();
     if (n > 0) last_activity = now;
     if (xs->has_pending() || xs->stopping()) break;  // let the handlers run

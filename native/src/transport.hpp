@@ -44,6 +44,30 @@ class ServerConnection {
 
 using FrameHandler = std::function<void(const std::shared_ptr<ServerConnection>&, Frame&&)>;
 
+// What one engine lets its clients hold (native/README.md, "Limits"). Every field can be set
+// through the environment (from_environment); the defaults apply otherwise.
+struct TransportLimits {
+  // Accepted connections (na+sm and TCP, handshakes included); more are closed at once.
+  size_t max_connections = 1024;                  // BEDROCK_ENGINE_MAX_CONNECTIONS
+  // Requests of one connection being handled (read, response not yet queued). At the limit
+  // the engine stops reading that connection until responses go out (back-pressure).
+  uint32_t max_inflight = 16;                     // BEDROCK_ENGINE_MAX_INFLIGHT
+  // Response bytes of one connection waiting for its reader; at the limit, reading that
+  // connection stops until the peer reads. Worst case per connection:
+  // max_queued_bytes + max_inflight * (1 MiB + 40).
+  size_t max_queued_bytes = 4u << 20;             // BEDROCK_ENGINE_MAX_QUEUED_BYTES
+  // When accept() fails for lack of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM), the
+  // listener is left alone this long (or until a connection closes) instead of spinning.
+  int accept_backoff_ms = 100;                    // BEDROCK_ENGINE_ACCEPT_BACKOFF_MS
+  // na+sm peers allowed besides the engine's own effective uid ("*" = anyone).
+  std::vector<unsigned> sm_allowed_uids;          // BEDROCK_ENGINE_SM_ALLOWED_UIDS=1000,1001
+  bool sm_allow_any_uid = false;
+
+  // Defaults overridden by the BEDROCK_ENGINE_* variables above. Throws std::invalid_argument
+  // naming the variable when a value is malformed or out of range.
+  static TransportLimits from_environment();
+};
+
 // The listening side of one protocol plus all accepted connections. progress() is called by
 // a single thread at a time (the progress loop); send() on connections from any thread.
 class TransportServer {
@@ -57,8 +81,13 @@ class TransportServer {
   virtual int poll_fast() = 0;
   virtual size_t connection_count() const = 0;
 
+  // TCP listens on the address's host (an IPv4 address or an interface name); without one, on
+  // the interface FI_TCP_IFACE names (as libfabric's tcp provider), else on the first
+  // non-loopback interface that is up; never on every interface unless the host is 0.0.0.0.
   static std::unique_ptr<TransportServer> create(const std::string& address_spec,
-                                                 FrameHandler on_frame);
+                                                 FrameHandler on_frame);  // limits from env
+  static std::unique_ptr<TransportServer> create(const std::string& address_spec,
+                                                 FrameHandler on_frame, TransportLimits limits);
 };
 
 struct CallOptions {
@@ -79,7 +108,7 @@ class ClientConnection {
   static std::shared_ptr<ClientConnection> connect(const Address& address);
 };
 
-// First non-loopback IPv4 address of this host ("127.0.0.1" if none).
+// IPv4 address of the first non-loopback interface that is up and running ("127.0.0.1" if none).
 std::string default_ipv4();
 
 }  // namespace bedrock_engine

@@ -174,7 +174,7 @@ Address parse(const std::string& text) {
 }
 
 std::unique_ptr<TransportServer> create_server(const std::string& address_spec,
-                                               FrameHandler on_frame) {
+                                               FrameHandler on_frame, TransportLimits limits) {
   std::string protocol = address_spec.substr(0, address_spec.find("://"));
   int vni = -1;
   if (is_cxi(protocol)) vni = cxi_auth().vni;
@@ -183,7 +183,8 @@ std::unique_ptr<TransportServer> create_server(const std::string& address_spec,
   if (ip.empty())
     throw std::runtime_error(fabric_of(protocol) + " (emulated): BEDROCK_ENGINE_EMULATED_IFACE=" +
                              iface + " names no interface with an IPv4 address on this node");
-  auto tcp = TransportServer::create("ofi+tcp://" + ip + ":0", std::move(on_frame));
+  auto tcp = TransportServer::create("ofi+tcp://" + ip + ":0", std::move(on_frame),
+                                     std::move(limits));
   return std::make_unique<EmulatedServer>(std::move(tcp), protocol, vni);
 }
 

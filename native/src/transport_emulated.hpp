@@ -27,7 +27,7 @@ Address parse(const std::string& text);
 // A listening endpoint of the emulated fabric (address_spec: "cxi", "cxi://", ...).
 // Throws std::runtime_error when the fabric refuses to open one (CXI without a VNI).
 std::unique_ptr<TransportServer> create_server(const std::string& address_spec,
-                                               FrameHandler on_frame);
+                                               FrameHandler on_frame, TransportLimits limits);
 
 // A connection from this process's own endpoint to `address`. Throws std::runtime_error when
 // this process may not open an endpoint or cannot reach that one (another VNI).

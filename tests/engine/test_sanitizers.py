@@ -21,6 +21,7 @@ import pytest
 
 from .conftest import Daemon, generator_like_config
 from .test_fuzz import frame
+from .test_hostile import RawSm, get_request, never_reading_client
 
 pytestmark = pytest.mark.engine
 
@@ -103,6 +104,15 @@ def test_sanitized_engine_session_is_clean(san_bin: Path, eng: Any, tmp_path: Pa
                 host, port = d.address.split("://")[1].rsplit(":", 1)
                 with socket.create_connection((host, int(port)), timeout=5) as sock:
                     sock.sendall(data)
+        # The attacks of test_hostile.py: an unsealed segment, clients that never read.
+        c.put(d.address, 1, b"big", b"x" * 200_000)
+        if short == "na+sm":
+            assert RawSm(d.address, seal=False).ack == b""
+        stalled = [never_reading_client(short, d.address, get_request(b"big") * 300)
+                   for _ in range(2)]
+        assert c.get(d.address, 1, b"k1") == b"v" * 37
+        for s in stalled:
+            s.close()
         assert c.get(d.address, 1, b"k1") == b"v" * 37
         out = run_tool(san_bin / "bedrock-engine-shutdown", short, "-a", d.address)
         assert out.returncode == 0
