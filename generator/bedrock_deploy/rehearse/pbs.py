@@ -255,7 +255,7 @@ def check(sub: Submission, ctx: Context) -> dict[str, Any]:
     # -q and the queue table
     queue = sub.value("-q")
     attrs["queue"] = queue[0].split("@")[0] if queue else None
-    table = site.get("queues") or []
+    table = [r for r in site.get("queues") or [] if r.get("option", "queue") == "queue"]
     if table:
         if not queue:
             fails["pbs.queue"].append("no -q: this rehearsal knows no default queue of the site")
@@ -327,6 +327,8 @@ def parse_v(text: str) -> dict[str, str] | str:
         name, sep, value = item.strip().partition("=")
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
             return f"-v: {item!r} is not NAME or NAME=value"
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]  # qsub -v "var='A,B'": the quotes protect the commas
         out[name] = value if sep else os.environ.get(name, "")
     return out
 

@@ -119,7 +119,7 @@ class RehearsalReport:
             lines.append(text)
             if c.detail and c.status != "-":
                 lines.append(f"         {'':<{width}}  {c.detail}")
-            if c.failed:
+            if c.failed and c.real != c.detail:
                 lines.append(f"         {'':<{width}}  on the real machine: {c.real}")
                 lines.append(f"         {'':<{width}}  fix: {c.rule.fix}")
                 lines.append(f"         {'':<{width}}  rule: {c.rule.source}")
@@ -326,7 +326,8 @@ def _hopeless(dep: Any, rdir: Path) -> str:
             continue
         for line in text.splitlines():
             if EMULATION_MARK in line:
-                return f"{f.name}: {line.split('] ', 2)[-1].replace(EMULATION_MARK, '').strip()}"
+                text = line.split("] ", 2)[-1].replace(EMULATION_MARK, "").strip()
+                return f"{f.name}: {text.split('. ')[0]}"
     return ""
 
 
@@ -523,8 +524,7 @@ def _derived(dep: Any, ctx: dict[str, Any], rdir: Path, events: list[dict[str, A
         else:
             why = outcome.get("hopeless") or _line(output, "error:") or "not ready"
             if outcome.get("hopeless"):
-                why += ("; on the real machine the job waits out its readiness timeout "
-                        "(BEDROCK_DEPLOY_READY_TIMEOUT, 300 s by default) and exits 3")
+                why = f"the readiness query cannot succeed ({why}): the rehearsal cancelled the job"
             out["job.ready"] = ("FAIL", why) if started else ("-", "")
         client = rdir / "client.json"
         if client.is_file():
