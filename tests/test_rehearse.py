@@ -238,3 +238,22 @@ def test_cli_prints_the_checklist_and_json(generated: dict[str, Path], tmp_path:
 def test_cli_refuses_what_is_not_a_deployment(tmp_path: Path) -> None:
     done = cli("rehearse", str(tmp_path))
     assert done.returncode == 2 and "error" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_site_nodes_fold_onto_the_rehearsal_nodes(rehearsal_ready: Cluster,
+                                                  tmp_path: Path) -> None:
+    """A 4-node Aurora job on 2 nodes: the site's nodes 3 and 4 run on node1 and node2 under
+    their own host names; the queue is checked for 4 nodes."""
+    dep = tmp_path / "aurora4"
+    done = cli("generate", "--site", "aurora", "--service", str(EXAMPLES["kv"]), "-o", str(dep),
+               "--account", "PROJECT", "--nodes", "4", env=standin_env())
+    assert done.returncode == 0, done.stderr
+    report = rehearse(dep)
+    assert report.ok, report.format()
+    assert report.nodes == 2 and report.site_nodes == 4
+    assert "queue debug-scaling takes 4 node(s)" in report.check("pbs.queue").detail
+    hosts = sorted(p.stem.removeprefix("engine-").rsplit("-", 1)[0]
+                   for p in (dep / "run" / "logs").glob("engine-*.log"))
+    assert hosts == ["node1", "node1", "node1v1", "node1v1", "node2", "node2", "node2v1",
+                     "node2v1"]
+    assert "8 rank(s) bound to their layout's CPUs" in report.check("cpu.binding").detail

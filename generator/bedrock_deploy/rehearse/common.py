@@ -128,6 +128,20 @@ def read_events(directory: Path) -> list[dict[str, Any]]:
     return out
 
 
+def fold(real: list[str], count: int) -> list[str]:
+    """The names of ``count`` nodes of the site on the rehearsal's ``real`` nodes: node k runs
+    on ``real[k mod len(real)]``; the first ones keep the real names, the others get
+    ``<real>v<fold>`` (``node1v1`` is the site's third node on a two-node rehearsal)."""
+    return [real[k % len(real)] + (f"v{k // len(real)}" if k >= len(real) else "")
+            for k in range(count)]
+
+
+def real_node(name: str) -> str:
+    """The rehearsal node a (possibly folded) node name runs on."""
+    base, sep, rest = name.rpartition("v")
+    return base if sep and rest.isdigit() and base else name
+
+
 def next_number(counter: Path, start: int) -> int:
     """A number unique within a rehearsal (VNIs, job ids): a counter file under a lock."""
     import fcntl

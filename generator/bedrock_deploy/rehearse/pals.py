@@ -30,7 +30,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bedrock_deploy.rehearse.common import Context, ToolError, format_cpus, next_number, parse_cpus
+from bedrock_deploy.rehearse.common import (
+    Context,
+    ToolError,
+    format_cpus,
+    next_number,
+    parse_cpus,
+    real_node,
+)
 
 _VALUE_OPTIONS = {"-n": "n", "-np": "n", "--np": "n", "-ppn": "ppn", "--ppn": "ppn",
                   "-d": "depth", "--depth": "depth", "--cpu-bind": "cpu_bind",
@@ -133,8 +140,8 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
     jobdir = ctx.dir / "jobs" / jobid.split(".")[0]
     if not jobid or not (jobdir / "slurm-env.json").is_file():
         raise ToolError("mpiexec: no PBS job here (PBS_JOBID): PALS mpiexec runs inside a job")
-    hosts = [h for h in Path(os.environ.get("PBS_NODEFILE", jobdir / "nodefile")).read_text()
-             .split()]
+    hosts = list(dict.fromkeys(Path(os.environ.get("PBS_NODEFILE", jobdir / "nodefile"))
+                               .read_text().split()))
     if opts.get("hosts"):
         hosts = [h for h in str(opts["hosts"]).split(",") if h]
     n = _int(opts, "n", problems, None)
@@ -191,20 +198,27 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
     ctx.event("launcher.vni", True, f"mpiexec {' '.join(program[:1])}: {why}"
               + (f" (SLINGSHOT_VNIS={vnis})" if vnis else ""), tool="mpiexec", vnis=vnis,
               program=program[:1])
+    # each rank on its node (of the site; folded nodes run on the rehearsal's node of the name)
+    rank_hosts = [on_hosts[r // ppn] for r in range(n)]
     spec = {"launcher": "mpiexec", "size": n, "ppn": ppn, "depth": depth,
-            "nodes": on_hosts, "site_cpus": sets, "vnis": vnis,
+            "hosts": rank_hosts, "site_cpus": sets, "vnis": vnis,
             "env": dict(e.split("=", 1) for e in opts["env"] if "=" in e),
             "rank_vars": "pals"}
     spec_file = jobdir / f"app-{os.getpid()}.json"
     spec_file.write_text(json.dumps(spec))
+    hostfile = jobdir / f"app-{os.getpid()}.hosts"
+    hostfile.write_text("".join(f"{real_node(h)}\n" for h in rank_hosts))
+    real_hosts = list(dict.fromkeys(real_node(h) for h in rank_hosts))
     slurm_env = json.loads((jobdir / "slurm-env.json").read_text())
-    env = {**os.environ, **slurm_env, "SLURM_CONF": ctx["cluster"]["slurm_conf"]}
+    env = {**os.environ, **slurm_env, "SLURM_CONF": ctx["cluster"]["slurm_conf"],
+           "SLURM_HOSTFILE": str(hostfile)}
     for k in ("SLURM_CPU_BIND", "SLURM_CPU_BIND_TYPE", "SLURM_CPU_BIND_LIST",
               "SLURM_NTASKS", "SLURM_NPROCS", "SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"):
         env.pop(k, None)
-    srun = [ctx["real"]["srun"], "--overlap", "--overcommit", f"--jobid={slurm_env.get('SLURM_JOB_ID', '')}",
-            f"--nodes={used_nodes}", f"--ntasks={n}", f"--ntasks-per-node={ppn}",
-            f"--nodelist={','.join(on_hosts)}", "--distribution=block", "--cpu-bind=none",
+    srun = [ctx["real"]["srun"], "--overlap", "--overcommit",
+            f"--jobid={slurm_env.get('SLURM_JOB_ID', '')}",
+            f"--nodes={len(real_hosts)}", f"--ntasks={n}",
+            "--distribution=arbitrary", "--cpu-bind=none",  # SLURM_HOSTFILE: a node per rank
             "--mpi=pmix", "--kill-on-bad-exit=0", "--export=ALL",
             *ctx.tool_argv("rank", str(spec_file)), *program]
     proc = subprocess.Popen(srun, env=env)

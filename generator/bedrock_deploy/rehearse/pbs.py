@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bedrock_deploy.rehearse.common import Context, ToolError, next_number
+from bedrock_deploy.rehearse.common import Context, ToolError, fold, next_number
 from bedrock_deploy.rehearse.environment import job_prefix, rehearsal_env
 
 SERVER = "rehearsal"  # PBS job ids are <sequence number>.<server>
@@ -488,9 +488,11 @@ def run_job(ctx: Context, jobdir: Path) -> int:
                            capture_output=True, text=True).stdout.split()
     # PBS_NODEFILE: each chunk's host mpiprocs times (pbs_resources(7B)); one chunk per node
     # (place=scatter): the backing job's nodes in order, one per chunk
+    # When the site's job has more nodes than the rehearsal, its nodes are folded onto ours.
     per_chunk = job["attrs"].get("mpiprocs") or [1] * len(nodes)
+    hosts = fold(nodes, len(per_chunk))
     nodefile = jobdir / "nodefile"
-    nodefile.write_text("".join(f"{host}\n" * count for host, count in zip(nodes, per_chunk,
+    nodefile.write_text("".join(f"{host}\n" * count for host, count in zip(hosts, per_chunk,
                                                                          strict=False)))
     spool = jobdir / "spool"
     spool.mkdir(exist_ok=True)

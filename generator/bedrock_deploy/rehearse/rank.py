@@ -38,6 +38,13 @@ def rank(ctx: Context, argv: list[str]) -> int:
         node = int(env.get("SLURM_NODEID", "0"))
         size = int(spec.get("size", env.get("SLURM_NTASKS", "1")))
     ppn = int(spec.get("ppn", 1))
+    hosts = spec.get("hosts") or []
+    host_name = hosts[rank_id] if rank_id < len(hosts) else ""
+    if hosts:  # placed by the emulated launcher: the site's node and local rank
+        node, local = rank_id // ppn, rank_id % ppn
+        if spec.get("rank_vars") == "slurm":  # what the site's srun would have set
+            env.update({"SLURM_LOCALID": str(local), "SLURM_NODEID": str(node),
+                        "SLURMD_NODENAME": host_name})
     if spec.get("rank_vars") == "pals":
         local_size = min(ppn, size - node * ppn)
         env.update({"PALS_RANKID": str(rank_id), "PALS_LOCAL_RANKID": str(local),
@@ -70,6 +77,10 @@ def rank(ctx: Context, argv: list[str]) -> int:
     ctx.event("rank", True, "", launcher=spec.get("launcher"), rank=rank_id, local=local,
               node=node, site_cpus=format_cpus(site_cpus), host_cpus=format_cpus(host),
               vnis=spec.get("vnis", ""), program=program[:2], helper=bool(spec.get("helper")))
+    if host_name and host_name != os.uname().nodename:
+        # a node of the site folded onto this one: its own host name (UTS namespace)
+        program = ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"',
+                   host_name, *program]
     try:
         os.execvpe(program[0], program, env)
     except OSError as err:

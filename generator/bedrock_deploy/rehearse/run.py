@@ -78,6 +78,7 @@ class RehearsalReport:
     scheduler: str
     launcher: str
     nodes: int
+    site_nodes: int = 0
     checks: list[Check] = field(default_factory=list)
     job_id: str = ""
     job_state: str = ""
@@ -103,6 +104,7 @@ class RehearsalReport:
     def to_dict(self) -> dict[str, Any]:
         return {"directory": str(self.directory), "site": self.site,
                 "scheduler": self.scheduler, "launcher": self.launcher, "nodes": self.nodes,
+                "site_nodes": self.site_nodes,
                 "job": self.job_id, "job_state": self.job_state,
                 "output": str(self.output) if self.output else None,
                 "seconds": round(self.seconds, 1), "ok": self.ok,
@@ -110,8 +112,10 @@ class RehearsalReport:
 
     def format(self) -> str:
         """The checklist as text (what ``bedrock-deploy rehearse`` prints)."""
+        folded = (f" ({self.site_nodes} of the site's folded onto them)"
+                  if self.site_nodes > self.nodes else "")
         lines = [f"Rehearsal of {self.directory} (site {self.site}: {self.scheduler} + "
-                 f"{self.launcher}) on {self.nodes} node(s) of the test cluster"]
+                 f"{self.launcher}) on {self.nodes} node(s) of the test cluster{folded}"]
         width = max((len(c.rule.id) for c in self.checks), default=10)
         for c in self.checks:
             mark = {"pass": "ok  ", "FAIL": "FAIL", "-": " -  "}[c.status]
@@ -240,20 +244,28 @@ def rehearse(directory: str | Path, nodes: int = 2, *, timeout: float = 240.0,
     dep = Deployment.open(Path(directory).resolve())
     site = _site_of(dep, load_site)
     cluster = find_cluster()
-    if dep.nodes > nodes or dep.nodes > len(cluster.nodes):
+    if nodes < 1 or nodes > len(cluster.nodes):
         raise ServiceError(
-            f"{dep.directory} runs on {dep.nodes} node(s); this rehearsal may use {nodes} "
-            f"and the test cluster has {len(cluster.nodes)}",
-            hint=f"rehearse with --nodes {dep.nodes} on a cluster of as many nodes "
-            f"(bash tests/cluster/cluster.sh start --nodes {dep.nodes}, at most 8), or "
+            f"this rehearsal may use {nodes} node(s); the test cluster has "
+            f"{len(cluster.nodes)}",
+            hint=f"give --nodes 1 to {len(cluster.nodes)}, or restart the cluster with more "
+            "(bash tests/cluster/cluster.sh start --nodes N, at most 8)")
+    # A job on more nodes than the rehearsal: the site's nodes are folded onto ours (each
+    # rehearsal node runs several of the site's, each under its own host name).
+    run_nodes = min(dep.nodes, nodes)
+    if run_nodes < dep.nodes and dep.launcher not in {"mpiexec-pals", "srun"}:
+        raise ServiceError(
+            f"{dep.directory} runs on {dep.nodes} node(s): rehearsing it on {run_nodes} folds "
+            f"several of its nodes onto one, which only the emulated PALS mpiexec and srun "
+            f"do (not {dep.launcher})",
+            hint=f"rehearse with --nodes {dep.nodes} (at most {len(cluster.nodes)} here), or "
             "generate the deployment for fewer nodes")
-    run_nodes = dep.nodes
     rdir = dep.directory / REHEARSAL_DIR
     context = environment.write(rdir, deployment=dep, site=site, cluster=cluster,
                                 run_nodes=run_nodes, engine_dir=Path(engine_dir()),
                                 preload=_preload())
     report = RehearsalReport(directory=dep.directory, site=site.name, scheduler=dep.scheduler,
-                             launcher=dep.launcher, nodes=run_nodes)
+                             launcher=dep.launcher, nodes=run_nodes, site_nodes=dep.nodes)
     env = environment.submit_environment(rdir, context)
     client = f"{context['python']} -m bedrock_deploy.rehearse.client {rdir / 'client.json'}"
     sched = scheduler_class(dep.scheduler)
@@ -515,7 +527,9 @@ def _derived(dep: Any, ctx: dict[str, Any], rdir: Path, events: list[dict[str, A
     # the job's life
     if accepted or outcome.get("state"):
         launching = re.search(r"launching (\d+) rank", output)
-        started = bool(launching) and any(e["rule"] == "rank" for e in events)
+        # an emulated launcher records each rank it starts; a real one (scheduler none) is
+        # seen starting them when the service becomes ready
+        started = bool(launching) and (any(e["rule"] == "rank" for e in events) or ready)
         out["job.started"] = (("pass", f"{launching.group(1)} rank(s) launched")
                               if started and launching else
                               ("FAIL", _why_not_started(output, status)))
@@ -552,7 +566,7 @@ def _derived(dep: Any, ctx: dict[str, Any], rdir: Path, events: list[dict[str, A
 def _engine_pinning(dep: Any, ctx: dict[str, Any], engines: list[dict[str, Any]]
                     ) -> dict[str, tuple[str, str]]:
     query = dep.run_dir / "query.json"
-    if not query.is_file() or not engines:
+    if not query.is_file():
         return {}
     try:
         reports = json.loads(query.read_text())

@@ -30,7 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bedrock_deploy.rehearse.common import Context, ToolError, format_cpus, next_number
+from bedrock_deploy.rehearse.common import (
+    Context,
+    ToolError,
+    fold,
+    format_cpus,
+    next_number,
+    real_node,
+)
 from bedrock_deploy.rehearse.environment import job_prefix
 
 # sbatch/srun long options with a value, by their short form (the ones jobs use).
@@ -327,6 +334,7 @@ def srun(ctx: Context, argv: list[str]) -> int:
               tool="srun")
     if bind_problems:
         raise ToolError("srun: error: " + "; ".join(bind_problems))
+    spec_dir = ctx.dir / "steps"
     # VNIs, as the HPE Slingshot switch plugin hands them out
     job_id = os.environ.get("SLURM_JOB_ID", "0")
     vnis = ""
@@ -345,9 +353,25 @@ def srun(ctx: Context, argv: list[str]) -> int:
     ctx.event("launcher.vni", True, f"srun {' '.join(program[:1])}: {why}"
               + (f" (SLINGSHOT_VNIS={vnis})" if vnis else ""), tool="srun", vnis=vnis,
               program=program[:1])
-    spec = {"launcher": "srun", "size": ntasks, "ppn": ppn, "site_cpus": sets, "vnis": vnis,
-            "rank_vars": "slurm"}
-    spec_dir = ctx.dir / "steps"
+    spec: dict[str, Any] = {"launcher": "srun", "size": ntasks, "ppn": ppn, "site_cpus": sets,
+                            "vnis": vnis, "rank_vars": "slurm"}
+    # A step on more nodes than the rehearsal has: the site's nodes are folded onto ours,
+    # each rank on its site node's rehearsal node (arbitrary distribution).
+    allocated = subprocess.run([ctx["real"]["scontrol"], "show", "hostnames",
+                                os.environ.get("SLURM_JOB_NODELIST", "")],
+                               capture_output=True, text=True).stdout.split()
+    folded_env: dict[str, str] = {}
+    if allocated and nodes > len(allocated):
+        hosts = fold(allocated, nodes)
+        spec["hosts"] = [hosts[r // ppn] for r in range(ntasks)]
+        hostfile = spec_dir / f"step-{os.getpid()}-{time.time_ns()}.hosts"
+        spec_dir.mkdir(exist_ok=True)
+        hostfile.write_text("".join(f"{real_node(h)}\n" for h in spec["hosts"]))
+        folded_env["SLURM_HOSTFILE"] = str(hostfile)
+        for name in ("nodes", "ntasks-per-node", "distribution", "nodelist"):
+            opts.pop(name, None)
+        opts["nodes"] = str(len(allocated))
+        opts["distribution"] = "arbitrary"
     spec_dir.mkdir(exist_ok=True)
     spec_file = spec_dir / f"step-{os.uname().nodename}-{os.getpid()}-{time.time_ns()}.json"
     spec_file.write_text(json.dumps(spec))
@@ -359,7 +383,7 @@ def srun(ctx: Context, argv: list[str]) -> int:
         real.append(f"--{name}" + (f"={value}" if value != "" else ""))
     real += ["--overlap", "--overcommit", "--cpu-bind=none", f"--mpi={ctx['cluster']['mpi']}",
              *ctx.tool_argv("rank", str(spec_file)), *program]
-    env = {**os.environ, "SLURM_CONF": ctx["cluster"]["slurm_conf"]}
+    env = {**os.environ, "SLURM_CONF": ctx["cluster"]["slurm_conf"], **folded_env}
     for k in ("SLURM_CPUS_PER_TASK", "SLURM_TRES_PER_TASK", "SLURM_THREADS_PER_CORE"):
         env.pop(k, None)
     proc = subprocess.Popen(real, env=env)
