@@ -89,9 +89,8 @@ def site_scheduler_facts(site: Any) -> dict[str, Any]:
 
 
 def cpu_map(site_cpus: int, host_cpus: list[int]) -> list[int]:
-    """Site CPU c runs on host CPU ``host_cpus[c mod len(host_cpus)]``: deterministic, every
-    host CPU used, and a site's sibling threads (c and c + cores) land on distinct host CPUs
-    whenever the core count is odd relative to the host (documented in docs/rehearse.md)."""
+    """Site CPU c runs on host CPU ``host_cpus[c mod len(host_cpus)]`` (docs/rehearse.md):
+    deterministic, and every host CPU is used."""
     return [host_cpus[c % len(host_cpus)] for c in range(site_cpus)]
 
 

@@ -195,9 +195,8 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
         job_vni = ctx["vni_base"] + int(jobdir.name) % 1000  # the job's, per PBS job
         app_vni = next_number(jobdir / "vni-counter", ctx["vni_base"] + 1000)
         vnis = f"{app_vni},{job_vni}"
-    ctx.event("launcher.vni", True, f"mpiexec {' '.join(program[:1])}: {why}"
-              + (f" (SLINGSHOT_VNIS={vnis})" if vnis else ""), tool="mpiexec", vnis=vnis,
-              program=program[:1])
+    ctx.event("launcher.vni", True, f"mpiexec {' '.join(program[:1])}: {why}",
+              tool="mpiexec", vnis=vnis, program=program[:1])
     # each rank on its node (of the site; folded nodes run on the rehearsal's node of the name)
     rank_hosts = [on_hosts[r // ppn] for r in range(n)]
     spec = {"launcher": "mpiexec", "size": n, "ppn": ppn, "depth": depth,

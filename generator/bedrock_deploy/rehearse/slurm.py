@@ -350,9 +350,8 @@ def srun(ctx: Context, argv: list[str]) -> int:
             why += ", job_vni adds the job's"
     else:
         why = "a single-node step gets no VNI without single_node_vni"
-    ctx.event("launcher.vni", True, f"srun {' '.join(program[:1])}: {why}"
-              + (f" (SLINGSHOT_VNIS={vnis})" if vnis else ""), tool="srun", vnis=vnis,
-              program=program[:1])
+    ctx.event("launcher.vni", True, f"srun {' '.join(program[:1])}: {why}", tool="srun",
+              vnis=vnis, program=program[:1])
     spec: dict[str, Any] = {"launcher": "srun", "size": ntasks, "ppn": ppn, "site_cpus": sets,
                             "vnis": vnis, "rank_vars": "slurm"}
     # A step on more nodes than the rehearsal has: the site's nodes are folded onto ours,
