@@ -196,6 +196,17 @@ def test_pals_options_and_bindings(tmp_path: Path) -> None:
     assert pals.parse(["--frobnicate", "x"])[2] == ["unknown option '--frobnicate'"]
 
 
+def test_pals_vni_rules() -> None:
+    rule = pals.vni_rule
+    assert rule({}, 2, False, None) == (True, "an application on several nodes gets a VNI")
+    assert rule({}, 1, True, "0")[0] is False  # a bare single-node mpiexec: none
+    assert rule({"single_node_vni": True}, 1, True, "0")[0] is True
+    gets, why = rule({"single_node_vni": True}, 1, True, None)
+    assert not gets and "PALS_LOCAL_LAUNCH=0" in why  # the local-launch bug
+    assert rule({"single_node_vni": True}, 1, False, None)[0] is True  # another node
+    assert rule({"no_vni": True, "single_node_vni": True}, 2, False, "0")[0] is False
+
+
 # ---- the CPU map, the rules file -------------------------------------------------------------
 def test_cpu_map_is_deterministic_and_uses_every_host_cpu() -> None:
     m = environment.cpu_map(208, [0, 1])

@@ -132,6 +132,21 @@ def binding(ctx: Context, spec: str | None, ppn: int, depth: int,
     return []
 
 
+def vni_rule(opts: dict[str, Any], nodes: int, only_local_node: bool,
+             pals_local_launch: str | None) -> tuple[bool, str]:
+    """Does an application get a VNI from PALS, and why (module docstring)."""
+    if opts.get("no_vni"):
+        return False, "--no-vni: no VNI"
+    if nodes >= 2:
+        return True, "an application on several nodes gets a VNI"
+    if not opts.get("single_node_vni"):
+        return False, "a single-node application gets no VNI without --single-node-vni"
+    if only_local_node and pals_local_launch != "0":
+        return False, ("--single-node-vni on the node mpiexec runs on needs PALS_LOCAL_LAUNCH=0 "
+                       "(PALS starts it locally, without the VNI, otherwise)")
+    return True, "--single-node-vni: the single-node application gets a VNI"
+
+
 def mpiexec(ctx: Context, argv: list[str]) -> int:
     opts, program, problems = parse(argv)
     if not program:
@@ -178,20 +193,10 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
     # VNIs (PALS: per application, plus the job's)
     local_node = os.uname().nodename
     on_hosts = hosts[:used_nodes]
+    gets, why = vni_rule(opts, used_nodes, on_hosts == [local_node],
+                         os.environ.get("PALS_LOCAL_LAUNCH"))
     vnis = ""
-    why: str
-    if opts.get("no_vni"):
-        why = "--no-vni: no VNI"
-    elif used_nodes >= 2:
-        why = "an application on several nodes gets a VNI"
-    elif not opts.get("single_node_vni"):
-        why = ("a single-node application gets no VNI without --single-node-vni")
-    elif on_hosts == [local_node] and os.environ.get("PALS_LOCAL_LAUNCH") != "0":
-        why = ("--single-node-vni on the node mpiexec runs on needs PALS_LOCAL_LAUNCH=0 "
-               "(PALS starts it locally, without the VNI, otherwise)")
-    else:
-        why = "--single-node-vni: the single-node application gets a VNI"
-    if "gets" in why and "no VNI" not in why:
+    if gets:
         job_vni = ctx["vni_base"] + int(jobdir.name) % 1000  # the job's, per PBS job
         app_vni = next_number(jobdir / "vni-counter", ctx["vni_base"] + 1000)
         vnis = f"{app_vni},{job_vni}"
