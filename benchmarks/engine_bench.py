@@ -424,12 +424,15 @@ def run_layout_value(out: Path, quick: bool) -> Result:
                       "service": "benchmarks/services/kv-io.yaml on site local",
                       "generated_layout_notes": notes}
     with tempfile.TemporaryDirectory(prefix="layout_value-") as tmp:
+        # abt_io's file RPCs are test-only in the engine: enabled here, beneath tmp
+        engine_section = {"test_rpcs": ["abt_io"], "abt_io_directory": tmp}
         for variant, cfg in (("generated", config), ("primary_only", primary_only(config))):
+            cfg = {**cfg, "bedrock_engine": engine_section}
             for nwriters in (0, writers):
                 with server(protocol, cfg, None) as addr:
                     specs: list[dict[str, Any]] = [{"kind": "get", "seconds": seconds}]
                     specs += [{"kind": "pwrite", "seconds": seconds,
-                               "path": str(Path(tmp) / f"{variant}-{i}.dat")}
+                               "path": f"{variant}-{i}.dat"}  # relative to abt_io_directory
                               for i in range(nwriters)]
                     got = clients(protocol, addr, specs)
                 kv, io = got[0], got[1:]

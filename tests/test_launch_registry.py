@@ -51,7 +51,7 @@ def test_registries_hold_the_builtin_classes() -> None:
     assert {"srun", "mpiexec-pals", "mpirun-openmpi", "mpiexec-hydra", "flux-run"} <= set(
         LAUNCHERS.names())
     assert {"slurm", "pbs", "flux", "none"} <= set(SCHEDULERS.names())
-    with pytest.raises(UnknownName, match=r"no launcher 'nope' \(registered: flux-run, "):
+    with pytest.raises(UnknownName, match=r"no launcher 'nope' \(registered: dragon, flux-run, "):
         launcher_class("nope")
 
 
@@ -126,12 +126,12 @@ def load_profile(path: Path) -> SiteProfile:
 
 def test_an_unknown_launcher_is_a_located_error(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    path = profile_file(tmp_path, "dragon", "none")
+    path = profile_file(tmp_path, "condor", "none")
     assert main(["sites", "validate", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     names = ", ".join(repr(n) for n in LAUNCHERS.names())
     assert err[0].startswith(f"{path}:1:")
-    assert err[0].endswith(f"error: launcher.type: Input should be {names} (got 'dragon')")
+    assert err[0].endswith(f"error: launcher.type: Input should be {names} (got 'condor')")
     assert err[1].startswith("    hint: use one of the allowed values")
 
 

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bedrock_deploy.cli import main
+from bedrock_deploy.components import catalogue
 from bedrock_deploy.diagnostics import InputError
 from bedrock_deploy.sites import load_site
 from bedrock_deploy.spack_check import (
@@ -159,8 +160,8 @@ def test_knowledge_table_is_consistent() -> None:
         for v in pkg.variants.values():
             if v.values is not None and not v.multi:
                 assert str(v.default) in v.values, (pkg.name, v.name)
-    for module in kb.section("bedrock_modules").values():
-        assert module["package"] in kb.packages
+    for component in catalogue().components.values():
+        assert component.package in kb.packages
     for plugin in kb.section("mercury_plugins").values():
         for token in plugin["mercury"]:
             assert token[1:] in kb.packages["mercury"].variants

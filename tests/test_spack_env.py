@@ -246,7 +246,7 @@ def test_unknown_provider_type_is_a_located_error() -> None:
 
 
 def test_unknown_yokan_backend_is_an_error() -> None:
-    with pytest.raises(InputError, match="unknown yokan backend 'redis'"):
+    with pytest.raises(InputError, match=r"unknown yokan database\.type 'redis'"):
         render_spack_env(make_plan(configs=[{"providers": [yokan("redis")]}]))
 
 

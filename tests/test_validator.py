@@ -100,7 +100,13 @@ def test_rule1_protocol() -> None:
     c["margo"]["mercury"]["address"] = "ofi+tcp;ofi_rxm://"
     one_error(c, 1, "/margo/mercury/address", "hard-codes ';ofi_rxm'", site=None)
     c["margo"]["mercury"]["address"] = "ofi+tcp"
-    one_error(c, 1, "/margo/mercury/address", 'has no ":"', site=None)
+    one_error(c, 1, "/margo/mercury/address", "Could not infer protocol for engine 0", site=None,
+              cli_address="")
+    # a command-line address makes it work: a warning that says so
+    issues = validate_config(c, total_processes=4, cli_address="ofi+tcp")
+    assert [(i.rule, i.severity) for i in issues if i.rule == 1] == [(1, "warning")]
+    assert "works only because the command line gives" in issues[-1].message or any(
+        "works only because the command line gives" in i.message for i in issues)
 
 
 def test_rule2_protocol_not_on_site() -> None:
@@ -115,10 +121,12 @@ def test_rule3_missing_pool() -> None:
     c["margo"]["argobots"]["xstreams"].append(
         {"name": "rpc_xstream_1", "scheduler": {"pools": ["rpc_pool"]}})
     one_error(c, 3, "/margo/argobots/xstreams/2/scheduler/pools/0",
-              "Invalid reference to pool 'no_such_pool' in scheduler configuration")
+              'Invalid reference to pool "no_such_pool" in scheduler configuration')
     c = mutated()
     c["providers"][2]["dependencies"]["pool"] = "nope"
-    one_error(c, 3, "/providers/2/dependencies/pool", "Could not find pool with name 'nope'")
+    one_error(c, 13, "/providers/2/dependencies/pool",
+              'While resolving dependency "pool" (type "pool"): Could not find pool with name '
+              '"nope"')
     c = mutated()
     c["margo"]["argobots"]["pools"].append({"name": "rpc_pool"})
     one_error(c, 3, "/margo/argobots/pools/4/name",
@@ -135,21 +143,31 @@ def test_rule4_primary_pool_first() -> None:
 def test_rule5_pool_without_xstream() -> None:
     c = mutated()
     c["margo"]["argobots"]["pools"].append({"name": "orphan"})
-    one_error(c, 5, "/margo/argobots/pools/4", "'orphan' is not the first pool of any xstream")
+    one_error(c, 5, "/margo/argobots/pools/4", 'Margo warns: Pool "orphan" at index 4 is not '
+              "currently associated with any ES. ULT pushed into that pool will not get executed.")
     c = mutated()
-    c["providers"][2]["config"]["num_urings"] = 2
-    one_error(c, 5, "/providers/2/config/num_urings",
-              "num_urings=2 needs at least 3 xstreams on pool 'io_pool', it has 2")
+    c["margo"]["argobots"]["xstreams"][4]["scheduler"]["pools"] = ["rpc_pool", "io_pool"]
+    c["margo"]["argobots"]["xstreams"][3]["scheduler"]["pools"] = ["rpc_pool", "io_pool"]
+    one_error(c, 5, "/margo/argobots/pools/3", 'Pool "io_pool" at index 3 is not the first pool '
+              "of any ES. This could cause starvation for ULTs pushed in that pool.")
+    c = mutated()
+    c["providers"][2]["config"]["num_urings"] = 2  # abt-io.c's advice: a warning only
+    assert errors(c) == []
+    (w,) = [i for i in validate_config(c, site=SITE, total_processes=4) if i.rule == 5]
+    assert w.severity == "warning" and "num_urings+1" in w.message
 
 
 def test_rule6_progress_pool_alone() -> None:
     c = mutated()
     c["margo"]["argobots"]["xstreams"][0]["scheduler"]["pools"] = ["progress_pool", "rpc_pool"]
-    one_error(c, 6, "/margo/argobots/xstreams/0/scheduler/pools",
-              "progress pool 'progress_pool' shares xstream 'progress_xstream' with 'rpc_pool'")
+    errs = errors(c)
+    assert {(e.rule, e.pointer) for e in errs} == {(6, "/margo/argobots/pools/2")}
+    assert any('Pool "rpc_pool" at index 2 is used by an ES that is also associated with the '
+               "progress pool." in e.message for e in errs)
     c = mutated()
     c["margo"]["use_progress_thread"] = True
-    one_error(c, 6, "/margo/use_progress_thread", "ignored when progress_pool is set")
+    one_error(c, 6, "/margo/use_progress_thread", '"use_progress_thread" will be ignored because '
+              '"progress_pool" field was specified')
 
 
 def test_rule7_pinning_needs_affinity_build() -> None:
@@ -162,12 +180,20 @@ def test_rule8_cpu_ids() -> None:
     c = mutated()
     c["margo"]["argobots"]["xstreams"][2]["affinity"] = [0]  # core 0 is reserved
     one_error(c, 8, "/margo/argobots/xstreams/2/affinity/0", "reserved for the OS")
-    c["margo"]["argobots"]["xstreams"][2]["affinity"] = [64]
-    one_error(c, 8, "/margo/argobots/xstreams/2/affinity/0", "CPU 64 does not exist")
-    c["margo"]["argobots"]["xstreams"][2]["affinity"] = [7]
-    one_error(c, 8, "/margo/argobots/xstreams/2/affinity/0", "outside the allowed cpuset")
+    # CPUs Argobots cannot pin to are ignored silently by the real stack: warnings
+    for cpu, text in ((64, "CPU 64 does not exist"), (7, "outside the allowed cpuset")):
+        c["margo"]["argobots"]["xstreams"][2]["affinity"] = [cpu]
+        assert errors(c) == []
+        (w,) = [i for i in validate_config(c, site=SITE) if i.rule == 8]
+        assert w.severity == "warning" and text in w.message
+        assert w.pointer == "/margo/argobots/xstreams/2/affinity/0"
     c["margo"]["argobots"]["xstreams"][2]["affinity"] = ["3"]
-    one_error(c, 8, "/margo/argobots/xstreams/2/affinity/0", "expected int, got str")
+    one_error(c, 8, "/margo/argobots/xstreams/2/affinity/0", "Invalid type found in affinity array")
+    c["margo"]["argobots"]["xstreams"][2]["affinity"] = [3]
+    c["margo"]["argobots"]["xstreams"][2]["cpubind"] = "3"
+    one_error(c, 8, "/margo/argobots/xstreams/2/cpubind",
+              'Invalid type for "cpubind in xstream configuration (expected int, got string)')
+    del c["margo"]["argobots"]["xstreams"][2]["cpubind"]
     c["margo"]["argobots"]["xstreams"][2]["affinity"] = [3, 4]
     c["margo"]["argobots"]["xstreams"][2]["cpubind"] = 5
     one_error(c, 8, "/margo/argobots/xstreams/2/cpubind", "cpubind 5 is not in affinity")
@@ -211,8 +237,21 @@ def test_rule13_providers() -> None:
     del c["providers"][2]["dependencies"]
     one_error(c, 13, "/providers/2/dependencies", 'Missing dependency "pool"')
     c = mutated()
-    c["providers"][0]["dependencies"]["db"] = "io"
-    one_error(c, 13, "/providers/0/dependencies/db", "which is created later")
+    c["providers"][1]["dependencies"]["remi_sender"] = "io"  # io is created later
+    one_error(c, 13, "/providers/1/dependencies/remi_sender",
+              'While resolving dependency "remi_sender" (type "remi_sender"): Could not find '
+              'provider with spec "io"')
+    c = mutated()
+    c["providers"][2]["dependencies"]["remi_sender"] = "group@local"  # wrong provider type
+    c["providers"][2]["type"] = "yokan"
+    c["providers"][2]["config"] = {}
+    one_error(c, 13, "/providers/2/dependencies/remi_sender",
+              "Invalid type remi_sender for provider handle to provider of type flock")
+    c = mutated()
+    c["providers"][0]["dependencies"]["db"] = "io"  # flock declares only "pool": dropped
+    assert errors(c) == []
+    (w,) = [i for i in validate_config(c, site=SITE, total_processes=4) if i.rule == 13]
+    assert w.severity == "warning" and "Bedrock 0.16 drops it silently" in w.message
     c = mutated()
     c["providers"][2]["name"] = "group"
     one_error(c, 13, "/providers/2/name", 'Name "group" already used by another provider')
@@ -220,8 +259,10 @@ def test_rule13_providers() -> None:
 
 def test_rule14_multi_process() -> None:
     c = mutated()
-    c["providers"][0]["config"]["bootstrap"] = ["join", "mpi"]
-    one_error(c, 14, "/providers/0/config/group/type", '"join" never works with a static group')
+    c["providers"][0]["config"]["bootstrap"] = ["join"]
+    one_error(c, 14, "/providers/0/config/group/type", "Cannot join a static group")
+    c["providers"][0]["config"]["bootstrap"] = ["join", "mpi"]  # mpi when the file is missing
+    assert errors(c) == []
     c = mutated()
     c["providers"][0]["config"]["bootstrap"] = "self"
     one_error(c, 14, "/providers/0/config/bootstrap",
@@ -281,14 +322,9 @@ def test_shipped_mofka_config_is_valid() -> None:
     assert [i for i in issues if i.severity == "error"] == []
 
 
-def test_array_of_configs_is_checked_element_by_element() -> None:
-    bad = mutated()
-    bad["providers"][1]["provider_id"] = 0
-    issues = errors([GOOD, bad], total_processes=2)
-    assert [(i.rule, i.pointer) for i in issues] == [(13, "/1/providers/1/provider_id")]
-    issues = errors([GOOD, GOOD, GOOD], total_processes=2)
-    assert [i.rule for i in issues] == [14] and "Bedrock needs 1 or one per MPI rank" in \
-        issues[0].message
+def test_array_of_configs_is_rejected_like_bedrock_0_16_1() -> None:
+    (issue,) = errors([GOOD, GOOD], total_processes=2)
+    assert issue.rule == 14 and "cannot use key() for non-object iterators" in issue.message
 
 
 json_values = st.recursive(
@@ -325,3 +361,23 @@ def test_validator_never_crashes(data: st.DataObject) -> None:
     for issue in validate_config(c, site=SITE, total_processes=3, rank_cpus=(1, 2)):
         assert issue.message and issue.pointer.startswith("/") and 1 <= issue.rule <= 15
     validate_config(data.draw(json_values))
+
+
+def test_cli_address_and_ppn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"margo": {"mercury": {"address": "na+sm"}}}))
+    assert main(["validate", str(cfg), "--address", ""]) == 2
+    assert "Could not infer protocol for engine 0" in capsys.readouterr().err
+    assert main(["validate", str(cfg), "--address", "na+sm", "--ppn", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "works only because the command line gives 'na+sm'" in err
+    assert "2 ranks per node with unpinned xstreams (__primary__)" in err
+
+
+def test_config_using_mpi_needs_an_mpi_bedrock() -> None:
+    s = site(env={"FI_TCP_IFACE": "eth0"}, spack={"require": {"mochi-bedrock": ["~mpi"]}})
+    one_error(GOOD, 14, "/", "flock bootstraps its group with MPI", site=s)
+    c = mutated()
+    c["providers"][0]["config"]["bootstrap"] = "self"
+    del c["providers"][1]["__if__"]
+    assert errors(c, site=s, total_processes=1) == []

@@ -17,7 +17,9 @@ rules; ``mochi-observed.md`` §2-4g) showed the real stack needs:
 * ``bedrock``: ``{"pool": <rpc pool>, "provider_id": 0}``; providers get ids from 1;
 * rank-0-only providers carry ``"__if__": "$MPI_COMM_WORLD.rank == 0"`` (needs bedrock +mpi);
 * flock providers default to ``bootstrap: "mpi"``, a ``static`` group, and write the group file
-  ``plan.GROUP_FILE`` relative to the engines' working directory ``DIR/run``;
+  ``plan.GROUP_FILE`` relative to the engines' working directory ``DIR/run``; under a launcher
+  without an MPI world (``Launcher.mpi_world``) the launcher's ``flock_bootstrap`` replaces
+  those defaults (Dragon: ``["join", "self"]``, ``centralized``);
 * every provider gets ``dependencies.pool``: the rpc pool, or the io pool for ``pool: io``
   (abt_io's required dependency).
 """
@@ -25,6 +27,7 @@ rules; ``mochi-observed.md`` §2-4g) showed the real stack needs:
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from bedrock_deploy.layout import PRIMARY, io_pool_of, progress_pool_of, rpc_pool_of
@@ -67,19 +70,22 @@ def margo_section(service: ServiceDescription, rank: RankLayout,
     return margo
 
 
-def component_config(c: Component) -> dict[str, Any]:
+def component_config(c: Component, flock_defaults: Mapping[str, Any] | None = None
+                     ) -> dict[str, Any]:
     """The provider's config: the user's as given (the type's default if none); flock
-    always gets a bootstrap, a group type and the group file when they are missing."""
+    always gets a bootstrap, a group type and the group file when they are missing (the
+    launcher's ``flock_defaults`` first, when it has no MPI world)."""
     if c.type == "flock":
         config = copy.deepcopy(c.config)
-        for key, value in DEFAULT_CONFIGS["flock"].items():
+        for key, value in {**DEFAULT_CONFIGS["flock"], **(flock_defaults or {})}.items():
             config.setdefault(key, copy.deepcopy(value))
         config.setdefault("file", GROUP_FILE)
         return config
     return copy.deepcopy(c.config or DEFAULT_CONFIGS.get(c.type, {}))
 
 
-def provider_entry(c: Component, provider_id: int, rank: RankLayout) -> dict[str, Any]:
+def provider_entry(c: Component, provider_id: int, rank: RankLayout,
+                   flock_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {}
     if c.rank0_only:
         entry["__if__"] = RANK0_CONDITION
@@ -93,19 +99,21 @@ def provider_entry(c: Component, provider_id: int, rank: RankLayout) -> dict[str
         "type": c.type,
         "provider_id": provider_id,
         "tags": list(c.tags),
-        "config": component_config(c),
+        "config": component_config(c, flock_defaults),
         "dependencies": deps,
     })
     return entry
 
 
 def bedrock_config(service: ServiceDescription, rank: RankLayout,
-                   transport: TransportChoice) -> dict[str, Any]:
+                   transport: TransportChoice,
+                   flock_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The Bedrock config of one local rank (identical on every node)."""
     ids = service.provider_ids()
     return {
         "libraries": service.libraries(),
         "margo": margo_section(service, rank, transport),
         "bedrock": {"pool": rpc_pool_of(rank), "provider_id": BEDROCK_PROVIDER_ID},
-        "providers": [provider_entry(c, ids[c.name], rank) for c in service.components],
+        "providers": [provider_entry(c, ids[c.name], rank, flock_defaults)
+                      for c in service.components],
     }

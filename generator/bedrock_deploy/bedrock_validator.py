@@ -1,23 +1,45 @@
-"""Check any Bedrock config (ours or hand-written) against what the real stack accepts.
+"""Check any Bedrock config (ours or hand-written) against what the real Bedrock 0.16.1 does.
 
-The rules are the 15 of ``mochi-stack.md`` ("What a deployment generator must get right"),
-checked as far as a config (plus, optionally, the site and the deployment) can show them;
-messages quote the real Bedrock/Margo errors where there is one (``mochi-observed.md`` §4).
-Each issue carries its rule number, a JSON pointer, and file:line:column when the config came
-from a file (:func:`load_json_located`, which keeps positions).
+The verdict follows the real stack (Bedrock 0.16.1, Margo 0.24.0, Argobots 1.2, Flock 0.7.0,
+Yokan 0.10.0, ABT-IO 0.9.0), whose behaviour was recorded case by case
+(``tests/data/bedrock-corpus``, checked by ``tests/test_corpus_validator.py``):
 
+* an **error** is a config the real daemon refuses; its message quotes the real daemon's own
+  message (``Invalid type in Bedrock's "pool" entry``, ``[flock] Cannot join a static group``,
+  ...);
+* the validator is stricter than the real daemon only where the real daemon itself logs that
+  the config misbehaves (a pool no xstream serves, a pool that can starve, a setting it ignores);
+  those errors quote the real warning;
+* a **warning** is something the real daemon accepts silently but that does not do what it
+  says (sections and dependency keys Bedrock 0.16 drops, CPUs Argobots cannot pin, several ranks
+  of a node left to Argobots' default pinning, an address only the command line makes valid),
+  or a deployment risk (no group file, ofi+tcp on several interfaces).
+
+Each issue carries a rule number (:data:`RULES`, the validator's own taxonomy), a JSON pointer,
+and file:line:column when the config came from a file (:func:`load_json_located`).
 Errors make ``bedrock-deploy validate`` exit 2 and ``generate`` refuse to write anything;
-warnings are printed only.
+warnings are printed only. What each provider type declares comes from the component
+catalogue (:mod:`bedrock_deploy.components`).
+
+Sources (read at the commits the recordings were made with, 2026-11-29):
+https://github.com/mochi-hpc/mochi-bedrock/blob/b0cb3c772e4e78b3eba58a7aa211bf781b42db4f/src/
+(``Server.cpp``, ``ProviderManager.cpp``, ``DependencyFinder.cpp``, ``MargoManager.cpp``,
+``JsonUtil.hpp``), https://github.com/mochi-hpc/mochi-margo/blob/
+3dfd93d194866030f8502dbcf44283eff8194441/src/margo-init.c (``__margo_validate_json``,
+``sanity_check_abt_configuration``), https://github.com/mochi-hpc/mochi-flock/blob/
+9520fca7ba24977795735e28da364bc4863cb3fd/src/bedrock-module.cpp.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bedrock_deploy.components import Catalogue, ComponentType, catalogue, config_uses_mpi
 from bedrock_deploy.diagnostics import KeyPath, Problem, SourceLocation, printable
 from bedrock_deploy.files import read_input_text
 from bedrock_deploy.json_source import parse_json
@@ -29,21 +51,18 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 POOL_KINDS = ("fifo", "fifo_wait", "prio_wait", "earliest_first")
 POOL_ACCESS = ("private", "spsc", "mpsc", "spmc", "mpmc")
 SCHEDULER_TYPES = ("default", "basic", "prio", "randws", "basic_wait")
-# margo-info's address column (mochi-stack.md §1)
+# margo-info's address column
 KNOWN_PROTOCOLS = (
     "ofi+tcp", "ofi+verbs", "ofi+shm", "ofi+sockets", "ofi+psm2", "ofi+opx", "ofi+gni", "ofi+cxi",
     "psm+psm", "psm2+psm2", "na+sm", "bmi+tcp", "ucx+tcp", "ucx+rc", "ucx+ud", "ucx+dc",
     "ucx+all", "tcp", "verbs", "sm", "psm2", "cxi", "gni", "shm", "opx",
 )
-MODULE_LIBRARIES = {
-    "flock": "libflock-bedrock-module.so",
-    "yokan": "libyokan-bedrock-module.so",
-    "abt_io": "libabt-io-bedrock-module.so",
-    "warabi": "libwarabi-bedrock-module.so",
-    "mofka": "libmofka-bedrock-module.so",
-}
+# Bedrock 0.16 reads only these top-level keys (Server.cpp); our embedded engine also reads
+# "bedrock_engine", which the real daemon ignores like any other unknown key.
+TOP_LEVEL_KEYS = ("margo", "bedrock", "libraries", "providers")
+ENGINE_SECTION = "bedrock_engine"
+SEED_SECTIONS = ("abt_io", "ssg", "mona", "clients")
 FLOCK_BOOTSTRAPS = ("self", "mpi", "join")
-FLOCK_GROUPS = ("static", "centralized", "swim")
 RULES = {
     1: "protocol strings",
     2: "protocol available on the site (margo-info)",
@@ -61,7 +80,6 @@ RULES = {
     14: "multi-process",
     15: "readiness and shutdown",
 }
-
 # What to do about an issue of each rule when the check gives no more specific hint (every
 # problem is printed with a hint).
 RULE_HINTS = {
@@ -83,6 +101,23 @@ RULE_HINTS = {
         "processes (mpi)",
     15: 'give a flock provider a "file": the group file scripts wait for',
 }
+# Margo's sanity-check warnings (margo-init.c, sanity_check_abt_configuration)
+WARN_UNUSED = ("Pool \"{name}\" at index {index} is not currently associated with any ES. ULT "
+               "pushed into that pool will not get executed.")
+WARN_NOT_FIRST = ("Pool \"{name}\" at index {index} is not the first pool of any ES. This could "
+                  "cause starvation for ULTs pushed in that pool.")
+WARN_NOT_BEFORE = ("Pool \"{name}\" at index {index} does not appear before the progress pool in "
+                   "any ES. Depending on the type of scheduler used, this may cause ULTs pushed "
+                   "in that pool to never execute because the progress pool will keep the ES "
+                   "busy.")
+WARN_AFTER = ("Pool \"{name}\" at index {index} appears after the progress pool in at least one "
+              "ES. Depending on the type of scheduler used, this ES may never pull ULTs from that "
+              "pool because the progress pool will keep the ES busy.")
+WARN_WITH = ("Pool \"{name}\" at index {index} is used by an ES that is also associated with the "
+             "progress pool. This may cause ULTs pushed into that pool to get unnecessarily "
+             "delayed.")
+# The address given on the command line is not known (None), absent (NO_CLI_ADDRESS) or given.
+NO_CLI_ADDRESS = ""
 
 Severity = Literal["error", "warning"]
 
@@ -144,23 +179,201 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _json_type(v: Any) -> str:
+    """json-c's type names, as Margo prints them."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "double"
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
+
+
+def _dump(v: Any) -> str:
+    """``nlohmann::json::dump()`` of a value (compact, keys sorted)."""
+    return json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+# ---- what Bedrock does to the text before anything else (JsonUtil.hpp) -----------------------
+def expand_dotted(obj: dict[str, Any], origin: KeyPath = ()) -> tuple[dict[str, Any],
+                                                                      dict[KeyPath, KeyPath]]:
+    """``"a.b": v`` -> ``{"a": {"b": v}}`` (objects only, like expandSimplifiedJSON), with a map
+    from each new key path to the original one (for locations)."""
+    out: dict[str, Any] = {}
+    where: dict[KeyPath, KeyPath] = {}
+
+    def put(target: dict[str, Any], parts: list[str], value: Any, new: KeyPath,
+            orig: KeyPath) -> None:
+        node = target
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+            where.setdefault((*new, *parts[:i + 1]), orig)
+        last = parts[-1]
+        if isinstance(value, dict):
+            sub, sub_where = expand_dotted(value, orig)
+            if not isinstance(node.get(last), dict):
+                node[last] = {}
+            node[last].update(sub)
+            for k, v in sub_where.items():
+                where[(*new, *parts, *k)] = v
+        else:
+            node[last] = value
+        where[(*new, *parts)] = orig
+
+    for key, value in obj.items():
+        put(out, str(key).split("."), value, (), (*origin, key))
+    return out, where
+
+
+def filter_false_conditions(obj: Any) -> Any:
+    """Drop objects whose ``__if__`` is ``false`` (a condition string depends on the rank and
+    is kept: the validator checks both outcomes)."""
+    if isinstance(obj, dict):
+        return {k: filter_false_conditions(v) for k, v in obj.items()
+                if not (isinstance(v, dict) and v.get("__if__") is False)}
+    if isinstance(obj, list):
+        return [filter_false_conditions(v) for v in obj
+                if not (isinstance(v, dict) and v.get("__if__") is False)]
+    return obj
+
+
+# ---- Margo's view of the Argobots section (margo-abt-config.c) -------------------------------
+@dataclass
+class MargoModel:
+    """Pools and xstreams as Margo creates them, when the section is valid."""
+
+    pools: list[str]
+    xstreams: list[tuple[str, list[str]]]  # name, scheduler pools (names)
+    progress: str
+    rpc: str
+
+    def warnings(self) -> list[tuple[int, str]]:
+        """(pool index, Margo's warning text) of ``sanity_check_abt_configuration``."""
+        first, with_p, after, before = set(), set(), set(), set()
+        for _name, pools in self.xstreams:
+            has_progress = False
+            for j, p in enumerate(pools):
+                if p == self.progress:
+                    has_progress = True
+                if j == 0:
+                    first.add(p)
+                if p != self.progress:
+                    (after if has_progress else before).add(p)
+            if has_progress:
+                with_p.update(pools)
+        out: list[tuple[int, str]] = []
+        for i, name in enumerate(self.pools):
+            used = name in first | with_p | after | before
+            if not used:
+                out.append((i, WARN_UNUSED.format(name=name, index=i)))
+                continue
+            if name not in first:
+                out.append((i, WARN_NOT_FIRST.format(name=name, index=i)))
+            if name == self.progress:
+                continue
+            if name not in before:
+                out.append((i, WARN_NOT_BEFORE.format(name=name, index=i)))
+            if name in after:
+                out.append((i, WARN_AFTER.format(name=name, index=i)))
+            if name in with_p:
+                out.append((i, WARN_WITH.format(name=name, index=i)))
+        return out
+
+
+def margo_model(margo: Any) -> MargoModel | None:
+    """What Margo would build from a margo section (None if it would refuse it)."""
+    if not isinstance(margo, dict):
+        margo = {}
+    abt = margo.get("argobots", {})
+    abt = abt if isinstance(abt, dict) else {}
+    raw_pools = abt.get("pools", [])
+    raw_xs = abt.get("xstreams", [])
+    if not isinstance(raw_pools, list) or not isinstance(raw_xs, list):
+        return None
+    pools = [str(p.get("name", f"__pool_{i}__")) if isinstance(p, dict) else f"__pool_{i}__"
+             for i, p in enumerate(raw_pools)]
+    declared = list(pools)
+    xstreams: list[tuple[str, list[str]]] = []
+    for i, x in enumerate(raw_xs):
+        if not isinstance(x, dict):
+            return None
+        sched = x.get("scheduler", {})
+        refs = sched.get("pools", []) if isinstance(sched, dict) else []
+        names = []
+        for r in refs if isinstance(refs, list) else []:
+            if _is_int(r) and 0 <= r < len(declared):
+                names.append(declared[r])
+            elif isinstance(r, str):
+                names.append(r)
+            else:
+                return None
+        xstreams.append((str(x.get("name", f"__xstream_{i}__")), names))
+    if not any(n == "__primary__" for n, _ in xstreams):
+        if "__primary__" not in pools:
+            pools.append("__primary__")
+        xstreams.append(("__primary__", ["__primary__"]))
+
+    def ref(key: str) -> str | None:
+        r = margo.get(key)
+        if _is_int(r):
+            return declared[r] if 0 <= r < len(declared) else None
+        return r if isinstance(r, str) and r in pools else None
+
+    def add_pool(count: int) -> str:
+        name = f"__pool_{len(pools)}__"
+        pools.append(name)
+        for _ in range(count):
+            xstreams.append((f"__xstream_{len(xstreams)}__", [name]))
+        return name
+
+    if "progress_pool" in margo:
+        progress = ref("progress_pool")
+    elif margo.get("use_progress_thread") is True:
+        progress = add_pool(1)
+    else:
+        progress = "__primary__"
+    count = margo.get("rpc_thread_count", 0)
+    count = count if _is_int(count) else 0
+    if "rpc_pool" in margo:
+        rpc = ref("rpc_pool")
+    elif count > 0:
+        rpc = add_pool(count)
+    elif count < 0:
+        rpc = progress
+    else:
+        rpc = "__primary__"
+    if progress is None or rpc is None:
+        return None
+    return MargoModel(pools=pools, xstreams=xstreams, progress=progress, rpc=rpc)
+
+
 class _Checker:
     def __init__(self, config: dict[str, Any], *, topology: Topology | None,
                  site: SiteProfile | None, total_processes: int | None,
                  rank_cpus: tuple[int, ...] | None,
-                 locate: Callable[[KeyPath], SourceLocation] | None, prefix: KeyPath = ()):
+                 locate: Callable[[KeyPath], SourceLocation] | None,
+                 cli_address: str | None, ranks_per_node: int | None):
         self.c = config
-        self.prefix = prefix
         self.topology = topology
         self.site = site
         self.total = total_processes
         self.rank_cpus = rank_cpus
         self.locate = locate
+        self.cli_address = cli_address
+        self.ranks_per_node = ranks_per_node
+        self.catalogue: Catalogue = catalogue()
         self.issues: list[ConfigIssue] = []
+        self.model = margo_model(self.margo())
 
     def add(self, rule: int, path: KeyPath, message: str, hint: str | None = None,
             severity: Severity = "error") -> None:
-        path = (*self.prefix, *path)
         loc = self.locate(path) if self.locate else None
         self.issues.append(ConfigIssue(rule, path, message, hint, severity, loc))
 
@@ -172,38 +385,32 @@ class _Checker:
         return [(("margo",), m)] if isinstance(m, dict) else []
 
     def pools(self) -> list[dict[str, Any]]:
-        engines = self.engines()
-        if not engines:
-            return []
-        abt = engines[0][1].get("argobots", {})
+        abt = self.margo().get("argobots", {})
         pools = abt.get("pools", []) if isinstance(abt, dict) else []
         return [p for p in pools if isinstance(p, dict)] if isinstance(pools, list) else []
 
     def xstreams(self) -> list[dict[str, Any]]:
-        engines = self.engines()
-        if not engines:
-            return []
-        abt = engines[0][1].get("argobots", {})
+        abt = self.margo().get("argobots", {})
         xs = abt.get("xstreams", []) if isinstance(abt, dict) else []
         return [x for x in xs if isinstance(x, dict)] if isinstance(xs, list) else []
 
     def pool_names(self) -> list[str]:
-        names = [p.get("name", f"__pool_{i}__") for i, p in enumerate(self.pools())]
-        if not any(x.get("name") == "__primary__" for x in self.xstreams()) and \
-                "__primary__" not in names:
-            names.append("__primary__")  # margo adds it (mochi-stack.md §2)
-        return [str(n) for n in names]
+        """Every pool Margo creates (the user's, the implicit __primary__, the ones
+        use_progress_thread / rpc_thread_count add)."""
+        if self.model is not None:
+            return list(self.model.pools)
+        names = [str(p.get("name", f"__pool_{i}__")) for i, p in enumerate(self.pools())]
+        if "__primary__" not in names:
+            names.append("__primary__")
+        return names
 
     def resolve_pool(self, ref: Any) -> str | None:
         """Pool name a reference (name or index) designates, None if it designates none."""
         names = self.pool_names()
         if _is_int(ref):
-            declared = [str(p.get("name", f"__pool_{i}__")) for i, p in enumerate(self.pools())]
-            return declared[ref] if 0 <= ref < len(declared) else None
+            return names[ref] if 0 <= ref < len(names) else None
         if isinstance(ref, str):
-            if ref == "__primary__":
-                return ref
-            return ref if ref in names else None
+            return ref if ref in names or ref == "__primary__" else None
         return None
 
     def sched_pools(self, x: dict[str, Any]) -> list[Any]:
@@ -226,20 +433,22 @@ class _Checker:
         a = merc.get("address") if isinstance(merc, dict) else None
         return a if isinstance(a, str) else None
 
+    def providers(self) -> list[dict[str, Any]]:
+        p = self.c.get("providers", [])
+        return [x if isinstance(x, dict) else {} for x in p] if isinstance(p, list) else []
+
     # ---- rules ---------------------------------------------------------------------------
     def run(self) -> list[ConfigIssue]:
-        if not isinstance(self.c, dict):
-            self.add(3, (), "a Bedrock config is a JSON object", "start with '{'")
-            return self.issues
         m = self.c.get("margo", {})
-        if not isinstance(m, dict | list):
+        if m is not None and not isinstance(m, dict | list):
             self.add(3, ("margo",), '"margo" must be an object (or an array of engines)')
             return self.issues
+        self.top_level_sections()
         self.rule1_2_protocol()
         self.rule3_pools()
         self.rule4_primary()
-        self.rule5_pool_served()
-        self.rule6_progress()
+        if not any(i.severity == "error" and i.path[:1] == ("margo",) for i in self.issues):
+            self.rule5_6_margo_warnings()  # Margo's sanity check runs once its init succeeded
         self.rule7_8_9_cpus()
         self.rule10_cxi()
         self.rule11_spack()
@@ -249,19 +458,51 @@ class _Checker:
         self.rule15_readiness()
         return self.issues
 
+    def top_level_sections(self) -> None:
+        for key in self.c:
+            if key in TOP_LEVEL_KEYS or key in (ENGINE_SECTION, "__if__"):
+                continue
+            what = ("a section of the older seed-document format" if key in SEED_SECTIONS
+                    else "an unknown top-level key")
+            self.add(12, (key,), f'"{key}" is {what}: Bedrock 0.16 ignores it silently (it is '
+                     "not in the running config)",
+                     "remove it; its providers belong in \"providers\" with a \"libraries\" "
+                     "entry for their module" if key in SEED_SECTIONS else "remove it",
+                     severity="warning")
+
     def rule1_2_protocol(self) -> None:
         mp = self.margo_path()
         addr = self.address()
         path = (*mp, "mercury", "address")
+        infer = ('Could not infer protocol for engine 0: no address provided and no valid '
+                 'mercury.address found in configuration')
+        valid = addr is not None and ":" in addr
+        if self.cli_address == NO_CLI_ADDRESS and not valid:
+            self.add(1, path if addr is not None else (*mp, "mercury"),
+                     f"Bedrock: {infer}" + (f" ({addr!r} has no \":\")" if addr else ""),
+                     f'write "{addr or "ofi+tcp"}://" or give the protocol on the bedrock '
+                     "command line")
+            return
+        if self.cli_address and addr is not None and not valid:
+            self.add(1, path, f"mercury.address {addr!r} is not an address (Bedrock: "
+                     f"\"{infer}\"); it works only because the command line gives "
+                     f"{self.cli_address!r}", f'write "{addr}://"', severity="warning")
+            return
         if addr is None:
-            self.add(1, (*mp, "mercury"), "no mercury.address: the protocol must then be given "
-                     "on the bedrock command line", "set margo.mercury.address to the protocol, "
-                     "e.g. \"ofi+tcp://\"", severity="warning")
+            if self.cli_address is None:
+                self.add(1, (*mp, "mercury"), "no mercury.address: the protocol must then be "
+                         "given on the bedrock command line", "set margo.mercury.address to the "
+                         "protocol, e.g. \"ofi+tcp://\"", severity="warning")
             return
-        if ":" not in addr:
-            self.add(1, path, f'address {addr!r} has no ":" (Bedrock: "Could not infer protocol '
-                     'for engine 0")', f'write "{addr}://"')
+        if not valid:
+            self.add(1, path, f'address {addr!r} has no ":" (Bedrock: "{infer}" unless the '
+                     "command line gives the protocol)", f'write "{addr}://"',
+                     severity="warning")
             return
+        if self.cli_address and _protocol(self.cli_address) != _protocol(addr):
+            self.add(1, path, f"mercury.address {addr!r} is ignored: the command line gives "
+                     f"{self.cli_address!r}, which Bedrock applies to every engine",
+                     "make them agree", severity="warning")
         if "ofi_rxm" in addr:
             self.add(1, path, f"address {addr!r} hard-codes ';ofi_rxm' (Mercury adds it only for "
                      "libfabric < 1.18)", f'write "{addr.split(";")[0]}://"')
@@ -284,6 +525,9 @@ class _Checker:
         if not isinstance(abt, dict):
             self.add(3, (*mp, "argobots"), '"argobots" must be an object')
             return
+        declared = [str(p.get("name", f"__pool_{i}__")) if isinstance(p, dict) else ""
+                    for i, p in enumerate(abt.get("pools", []) or [])] \
+            if isinstance(abt.get("pools", []), list) else []
         for key in ("pools", "xstreams"):
             seq = abt.get(key, [])
             if not isinstance(seq, list):
@@ -317,48 +561,64 @@ class _Checker:
                                  f'Invalid enum value for pool access ("{acc}")',
                                  "use one of: " + ", ".join(POOL_ACCESS))
                 else:
-                    sched = item.get("scheduler", {})
-                    if not isinstance(sched, dict):
-                        self.add(3, (*p, "scheduler"), '"scheduler" must be an object')
-                        continue
-                    st = sched.get("type", "basic_wait")
-                    if st not in SCHEDULER_TYPES:
-                        self.add(3, (*p, "scheduler", "type"),
-                                 f'Invalid enum value for scheduler.type ("{st}")',
-                                 "use one of: " + ", ".join(SCHEDULER_TYPES))
-                    pools = sched.get("pools", [])
-                    if not isinstance(pools, list) or not pools:
-                        self.add(3, (*p, "scheduler", "pools"),
-                                 "the scheduler needs at least one pool",
-                                 'write e.g. "pools": ["rpc_pool"]')
-                        continue
-                    for j, ref in enumerate(pools):
-                        if self.resolve_pool(ref) is None:
-                            self.add(3, (*p, "scheduler", "pools", j),
-                                     f"Invalid reference to pool {ref!r} in scheduler "
-                                     "configuration", "define it in argobots.pools")
+                    self._check_xstream(item, p, declared)
         for key in ("progress_pool", "rpc_pool"):
-            if key in self.margo() and self.resolve_pool(self.margo()[key]) is None:
-                ref = self.margo()[key]
-                self.add(3, (*mp, key), f'Could not find element named "{ref}" in '
-                         '"argobots.pools" array', "define the pool or use an existing one")
+            if key not in self.margo():
+                continue
+            ref = self.margo()[key]
+            ok = (_is_int(ref) and 0 <= ref < len(declared)) or (
+                isinstance(ref, str) and (ref == "__primary__" or ref in declared))
+            if not ok:
+                msg = (f'Invalid "{key}" index ({ref})' if _is_int(ref) else
+                       f'Could not find element named "{ref}" in "argobots.pools" array'
+                       if isinstance(ref, str) else
+                       f'"{key}" field in configuration should be an integer or a string')
+                self.add(3, (*mp, key), msg, "define the pool or use an existing one")
         bed = self.c.get("bedrock", {})
-        if isinstance(bed, dict) and "pool" in bed and self.resolve_pool(bed["pool"]) is None:
-            self.add(3, ("bedrock", "pool"), f"pool {bed['pool']!r} does not exist",
-                     "use a pool defined in margo.argobots.pools")
-        for i, prov in enumerate(self._providers()):
-            deps = prov.get("dependencies", {})
-            if isinstance(deps, dict) and "pool" in deps:
-                ref = deps["pool"]
-                if self.resolve_pool(ref) is None:
-                    how = "at index" if _is_int(ref) else "with name"
-                    self.add(3, ("providers", i, "dependencies", "pool"),
-                             f'While resolving dependency "pool" (type "pool"): Could not find '
-                             f"pool {how} {ref!r}", "use a pool defined in margo.argobots.pools")
-            if "pool" in prov and "dependencies" not in prov:
-                self.add(3, ("providers", i, "pool"), 'a provider-level "pool" key is ignored '
-                         "by Bedrock 0.16", 'write "dependencies": {"pool": "<name>"}',
-                         severity="warning")
+        if bed is not None and not isinstance(bed, dict):
+            self.add(3, ("bedrock",), 'Invalid entry type for "bedrock" (expected object)',
+                     'write "bedrock": {"pool": "<name>", "provider_id": 0}')
+        elif isinstance(bed, dict) and "pool" in bed:
+            ref = bed["pool"]
+            if not isinstance(ref, str):
+                self.add(3, ("bedrock", "pool"), "Invalid type in Bedrock's \"pool\" entry "
+                         f"(got {_json_type(ref)}: Bedrock 0.16 takes a pool name only)",
+                         "write the pool's name")
+            elif self.resolve_pool(ref) is None:
+                self.add(3, ("bedrock", "pool"), f'Could not find pool with name "{ref}"',
+                         "use a pool defined in margo.argobots.pools")
+
+    def _check_xstream(self, item: dict[str, Any], p: KeyPath, declared: list[str]) -> None:
+        for key, expected in (("cpubind", "int"), ("affinity", "array"),
+                              ("scheduler", "object")):
+            if key in item and _json_type(item[key]) != expected:
+                self.add(3 if key == "scheduler" else 8, (*p, key),
+                         f'Invalid type for "{key} in xstream configuration (expected '
+                         f"{expected}, got {_json_type(item[key])})",
+                         "write the CPU id as a number" if key == "cpubind" else None)
+        sched = item.get("scheduler", {})
+        if not isinstance(sched, dict):
+            return
+        st = sched.get("type", "basic_wait")
+        if st not in SCHEDULER_TYPES:
+            self.add(3, (*p, "scheduler", "type"),
+                     f'Invalid enum value for scheduler.type ("{st}")',
+                     "use one of: " + ", ".join(SCHEDULER_TYPES))
+        pools = sched.get("pools", [])
+        if not isinstance(pools, list) or not pools:
+            self.add(3, (*p, "scheduler", "pools"), "the scheduler needs at least one pool",
+                     'write e.g. "pools": ["rpc_pool"]')
+            return
+        for j, ref in enumerate(pools):
+            if _is_int(ref):
+                if not 0 <= ref < len(declared):
+                    self.add(3, (*p, "scheduler", "pools", j),
+                             f"Invalid pool index ({ref}) in scheduler configuration",
+                             "define it in argobots.pools")
+            elif not isinstance(ref, str) or (ref not in declared and ref != "__primary__"):
+                self.add(3, (*p, "scheduler", "pools", j),
+                         f'Invalid reference to pool "{ref}" in scheduler configuration',
+                         "define it in argobots.pools")
 
     def rule4_primary(self) -> None:
         mp = self.margo_path()
@@ -377,82 +637,52 @@ class _Checker:
                          'Pool with name "__primary__" should be the first pool of the primary '
                          "xstream", 'put "__primary__" first in its scheduler pools')
 
-    def rule5_pool_served(self) -> None:
-        mp = self.margo_path()
-        firsts = {self.resolve_pool(self.sched_pools(x)[0]) for x in self.xstreams()
-                  if self.sched_pools(x)}
-        has_primary_xs = any(x.get("name") == "__primary__" for x in self.xstreams())
-        for i, pool in enumerate(self.pools()):
-            name = str(pool.get("name", f"__pool_{i}__"))
-            if name == "__primary__" and (not has_primary_xs or any(
-                    x.get("name") == "__primary__" and "__primary__" in self.sched_pools(x)
-                    for x in self.xstreams())):
-                continue  # margo adds the __primary__ xstream on it; or rule 4 reports it
-            if name not in firsts:
-                used = any(self.resolve_pool(r) == name for x in self.xstreams()
-                           for r in self.sched_pools(x))
-                self.add(5, (*mp, "argobots", "pools", i),
-                         f"pool {name!r} is not the first pool of any xstream: ULTs pushed into "
-                         "it " + ("run only when the xstreams' first pools are empty"
-                                  if used else "will never be executed"),
-                         f"add an xstream whose scheduler pools start with {name!r}")
-        for i, prov in enumerate(self._providers()):
-            if prov.get("type") != "abt_io":
-                continue
-            cfg = prov.get("config", {})
-            k = cfg.get("num_urings", 0) if isinstance(cfg, dict) else 0
-            deps = prov.get("dependencies", {})
-            pool = self.resolve_pool(deps.get("pool")) if isinstance(deps, dict) else None
-            if _is_int(k) and k > 0 and pool is not None:
-                n = sum(1 for x in self.xstreams()
-                        if any(self.resolve_pool(r) == pool for r in self.sched_pools(x)))
-                if pool == "__primary__" and not any(
-                        x.get("name") == "__primary__" for x in self.xstreams()):
-                    n += 1
-                if n < k + 1:
-                    self.add(5, ("providers", i, "config", "num_urings"),
-                             f"abt_io with num_urings={k} needs at least {k + 1} xstreams on "
-                             f"pool {pool!r}, it has {n} (each uring consumes one xstream)",
-                             f"give pool {pool!r} {k + 1} xstreams, or lower num_urings")
-
-    def rule6_progress(self) -> None:
+    def rule5_6_margo_warnings(self) -> None:
+        """Margo warns that a pool is never or only sometimes executed, or delayed by the
+        progress loop, and ignores settings that an explicit pool overrides: errors here,
+        quoting Margo's warning."""
         mp = self.margo_path()
         m = self.margo()
-        if "progress_pool" in m and "use_progress_thread" in m:
-            self.add(6, (*mp, "use_progress_thread"), "use_progress_thread is ignored when "
-                     "progress_pool is set", "give either progress_pool or use_progress_thread")
-        if "rpc_pool" in m and "rpc_thread_count" in m:
-            self.add(6, (*mp, "rpc_thread_count"), "rpc_thread_count is ignored when rpc_pool "
-                     "is set", "give either rpc_pool or rpc_thread_count")
-        if "progress_pool" not in m:
+        for explicit, ignored in (("progress_pool", "use_progress_thread"),
+                                  ("rpc_pool", "rpc_thread_count")):
+            if explicit in m and ignored in m:
+                self.add(6, (*mp, ignored), f'Margo warns: "{ignored}" will be ignored because '
+                         f'"{explicit}" field was specified', f"give either {explicit} or "
+                         f"{ignored}")
+        if self.model is None:
             return
-        prog = self.resolve_pool(m["progress_pool"])
-        if prog is None:
-            return
-        for i, x in enumerate(self.xstreams()):
-            pools = [self.resolve_pool(r) for r in self.sched_pools(x)]
-            if prog in pools and len(pools) > 1:
-                others = [p for p in pools if p != prog]
-                self.add(6, (*mp, "argobots", "xstreams", i, "scheduler", "pools"),
-                         f"progress pool {prog!r} shares xstream {x.get('name', i)!r} with "
-                         f"{', '.join(map(repr, others))}: the progress loop starves them or "
-                         "stalls up to 100 ms (margo PR#278)",
-                         "give the progress pool an xstream of its own")
-        if "rpc_pool" in m and self.resolve_pool(m["rpc_pool"]) == prog:
-            self.add(6, (*mp, "rpc_pool"), f"RPC handlers run in the progress pool {prog!r}",
-                     "add an rpc pool served by its own xstreams", severity="warning")
+        n_declared = len(self.pools())
+        for index, text in self.model.warnings():
+            path = (*mp, "argobots", "pools", index) if index < n_declared else (*mp, "argobots")
+            rule = 5 if "not currently associated" in text or "not the first pool" in text else 6
+            self.add(rule, path, f"Margo warns: {text}",
+                     "give the pool an xstream whose scheduler lists it first" if rule == 5
+                     else "give the progress pool an xstream of its own")
+        if self.model.rpc == self.model.progress and (
+                "rpc_pool" in m or "progress_pool" in m):
+            self.add(6, (*mp, "rpc_pool"), f"RPC handlers run in the progress pool "
+                     f"{self.model.progress!r}", "add an rpc pool served by its own xstreams",
+                     severity="warning")
+        for i, prov in enumerate(self.providers()):
+            ctype = self.catalogue.get(prov.get("type"))
+            need = ctype.pool_xstreams_needed(prov.get("config")) if ctype else 0
+            deps = prov.get("dependencies", {})
+            pool = self.resolve_pool(_unwrap(deps.get("pool"))) if isinstance(deps, dict) else None
+            if need and pool is not None:
+                n = sum(1 for _x, pools in self.model.xstreams if pool in pools)
+                if n < need:
+                    assert ctype is not None and ctype.min_pool_xstreams is not None
+                    self.add(5, ("providers", i, "config", *ctype.min_pool_xstreams[0]),
+                             f"pool {pool!r} has {n} xstream(s); {ctype.min_pool_xstreams[2]}",
+                             f"give pool {pool!r} {need} xstreams", severity="warning")
 
     def _cpu_items(self) -> list[tuple[KeyPath, Any]]:
         mp = self.margo_path()
         out: list[tuple[KeyPath, Any]] = []
         for i, x in enumerate(self.xstreams()):
             p = (*mp, "argobots", "xstreams", i)
-            if "affinity" in x:
-                aff = x["affinity"]
-                if not isinstance(aff, list):
-                    self.add(8, (*p, "affinity"), '"affinity" must be an array of CPU ids')
-                    continue
-                out += [((*p, "affinity", j), c) for j, c in enumerate(aff)]
+            if isinstance(x.get("affinity"), list):
+                out += [((*p, "affinity", j), c) for j, c in enumerate(x["affinity"])]
             if "cpubind" in x:
                 out.append(((*p, "cpubind"), x["cpubind"]))
         return out
@@ -462,9 +692,8 @@ class _Checker:
         items = self._cpu_items()
         pinned = [(p, c) for p, c in items if not (p[-1] == "cpubind" and c == -1)]
         for p, c in items:
-            if not _is_int(c):
-                what = "cpubind" if p[-1] == "cpubind" else "affinity entry"
-                self.add(8, p, f"Invalid type for {what} (expected int, got {type(c).__name__})",
+            if p[-2] == "affinity" and not _is_int(c):
+                self.add(8, p, "Invalid type found in affinity array",
                          "write the CPU id as a number")
         for i, x in enumerate(self.xstreams()):
             cb, aff = x.get("cpubind"), x.get("affinity")
@@ -473,6 +702,7 @@ class _Checker:
                          f"cpubind {cb} is not in affinity {aff}: margo applies cpubind last, "
                          "so the affinity list is silently lost",
                          "give only affinity (preferred), or only cpubind")
+        ignored = "Argobots cannot pin to it and silently keeps its default placement"
         if self.topology is not None:
             topo = self.topology
             reserved = {cpu for core in topo.cores if core.index in topo.reserved
@@ -482,14 +712,14 @@ class _Checker:
                     continue
                 if c not in topo.all_cpus:
                     self.add(8, p, f"CPU {c} does not exist on this node (CPUs 0-"
-                             f"{max(topo.all_cpus)}); Argobots ignores it silently",
-                             "use absolute OS CPU ids of the node")
+                             f"{max(topo.all_cpus)}): {ignored}",
+                             "use absolute OS CPU ids of the node", severity="warning")
                 elif c in reserved:
                     self.add(8, p, f"CPU {c} belongs to a core reserved for the OS",
                              "use a CPU of a core not in node.reserved_cores")
                 elif c not in topo.allowed_cpus:
-                    self.add(8, p, f"CPU {c} is outside the allowed cpuset (EINVAL, ignored)",
-                             "use a CPU in node.allowed_cpus / online_cpus")
+                    self.add(8, p, f"CPU {c} is outside the allowed cpuset: {ignored}",
+                             "use a CPU in node.allowed_cpus / online_cpus", severity="warning")
         if self.rank_cpus is not None:
             allowed = set(self.rank_cpus)
             for p, c in pinned:
@@ -504,6 +734,17 @@ class _Checker:
                 self.add(7, pinned[0][0], "xstreams are pinned but the site requires "
                          "argobots~affinity: Argobots ignores every affinity/cpubind",
                          "require argobots+affinity in the site's spack.require")
+        if self.ranks_per_node and self.ranks_per_node > 1 and self.model is not None:
+            pinned_names = {str(x.get("name")) for x in self.xstreams()
+                            if "cpubind" in x or isinstance(x.get("affinity"), list)}
+            loose = [n for n, _ in self.model.xstreams if n not in pinned_names]
+            if loose:
+                self.add(9, (*mp, "argobots"), f"{self.ranks_per_node} ranks per node with "
+                         f"unpinned xstreams ({', '.join(loose)}): Argobots built with affinity "
+                         "pins xstream i of every rank to CPU i mod N of its cpuset, so ranks "
+                         "that share a cpuset all put __primary__ on the same CPU",
+                         "give every xstream an affinity list (generate does), or bind each "
+                         "rank to its own cores", severity="warning")
 
     def rule10_cxi(self) -> None:
         addr = self.address()
@@ -540,8 +781,25 @@ class _Checker:
             self.add(11, p, "margo.plumber needs mochi-margo+hwloc (an error on other builds)",
                      severity="warning")
 
+    # ---- libraries and providers ----------------------------------------------------------
+    def loaded_types(self) -> tuple[set[str], bool]:
+        """Provider types the ``libraries`` register, and whether an unknown module library
+        (which may register more) is loaded."""
+        libs = self.c.get("libraries", [])
+        types: set[str] = set()
+        foreign = False
+        for lib in libs if isinstance(libs, list) else []:
+            if not isinstance(lib, str):
+                continue
+            registered = self.catalogue.by_library(lib)
+            types.update(c.name for c in registered)
+            foreign = foreign or not registered
+        return types, foreign
+
     def rule12_libraries(self) -> None:
         libs = self.c.get("libraries", [])
+        if libs is None:
+            return
         if not isinstance(libs, list):
             self.add(12, ("libraries",), '"libraries" field needs to be an array',
                      'write ["libyokan-bedrock-module.so", ...] (the object form was dropped)')
@@ -549,102 +807,328 @@ class _Checker:
         for i, lib in enumerate(libs):
             if not isinstance(lib, str):
                 self.add(12, ("libraries", i), "Module library should be a string")
-        names = {Path(lib).name for lib in libs if isinstance(lib, str)}
-        for i, prov in enumerate(self._providers()):
+                continue
+            if self.catalogue.by_library(lib):
+                continue
+            if Path(lib).is_absolute() and Path(lib).is_file():
+                continue
+            if lib.endswith("-bedrock-module.so"):
+                self.add(12, ("libraries", i), f"{lib} is not a module of the component "
+                         "catalogue: Bedrock must find it on LD_LIBRARY_PATH (\"Could not dlopen "
+                         f"library {lib}\" otherwise)", "add the component to "
+                         "share/components.json, or load it by absolute path",
+                         severity="warning")
+            else:
+                self.add(12, ("libraries", i), f"{lib} is not a Bedrock module library "
+                         "bedrock-deploy knows; unless it is on the library path Bedrock fails "
+                         f'with "Could not dlopen library {lib}: {lib}: cannot open shared '
+                         'object file: No such file or directory"',
+                         "list the module libraries of the providers' types, e.g. "
+                         "libyokan-bedrock-module.so")
+        types, foreign = self.loaded_types()
+        for i, prov in enumerate(self.providers()):
             t = prov.get("type")
-            lib = MODULE_LIBRARIES.get(t) if isinstance(t, str) else None
-            if lib and lib not in names:
-                self.add(12, ("providers", i, "type"), f"provider type {t!r} needs {lib} in "
-                         f'"libraries" (Bedrock: Could not find registration function for '
-                         f'module "{t}")', f'add "{lib}" to libraries')
+            if not isinstance(t, str) or t in types:
+                continue
+            ctype = self.catalogue.get(t)
+            if ctype is not None:
+                self.add(12, ("providers", i, "type"), f"provider type {t!r} needs "
+                         f'{ctype.library} in "libraries" (Bedrock: Could not find registration '
+                         f'function for module "{t}")', f'add "{ctype.library}" to libraries')
+            elif not foreign:
+                self.add(12, ("providers", i, "type"), f'Could not find registration function '
+                         f'for module "{t}": no library in "libraries" provides type {t!r}',
+                         "known types: " + ", ".join(self.catalogue.components))
 
-    def _providers(self) -> list[dict[str, Any]]:
-        p = self.c.get("providers", [])
-        return [x if isinstance(x, dict) else {} for x in p] if isinstance(p, list) else []
+    def _schema_error(self, path: KeyPath, prov: Any) -> str | None:
+        """The first error of Bedrock's provider JSON schema (ProviderManager.cpp), worded as
+        json-schema-validator prints it."""
+        def at(pointer: str, value: Any, what: str) -> str:
+            return (f"Error validating JSON (ProviderManager): At {pointer} of {_dump(value)} - "
+                    f"{what}")
+        if not isinstance(prov, dict):
+            return at("", prov, "unexpected instance type")
+        for key in ("name", "type"):
+            if key not in prov:
+                return at("", prov, f"required property '{key}' not found in object")
+        for key in sorted(prov):
+            v = prov[key]
+            if key == "name":
+                if not isinstance(v, str):
+                    return at("/name", v, "unexpected instance type")
+                if not NAME_RE.match(v):
+                    return at("/name", v, "instance does not match regex pattern: "
+                              "^[a-zA-Z_][a-zA-Z0-9_]*$")
+            elif key == "provider_id":
+                if not _is_int(v):
+                    return at("/provider_id", v, "unexpected instance type")
+                if v > 65535:
+                    return at("/provider_id", v, "instance exceeds maximum of 65535")
+                if v < 0:
+                    return at("/provider_id", v, "instance is below minimum of 0")
+            elif key == "type" and not isinstance(v, str):
+                return at("/type", v, "unexpected instance type")
+            elif key == "tags":
+                if not isinstance(v, list):
+                    return at("/tags", v, "unexpected instance type")
+                for j, t in enumerate(v):
+                    if not isinstance(t, str):
+                        return at(f"/tags/{j}", t, "unexpected instance type")
+            elif key == "dependencies":
+                if not isinstance(v, dict):
+                    return at("/dependencies", v, "unexpected instance type")
+                for dk in sorted(v):
+                    dv = v[dk]
+                    ok = isinstance(dv, str) or _is_int(dv) or (isinstance(dv, list) and all(
+                        isinstance(e, str) or _is_int(e) for e in dv))
+                    if not ok:
+                        return at("/dependencies", v, f"validation failed for additional "
+                                  f"property '{dk}': no subschema has succeeded, but one of "
+                                  "them is required to validate. Type: anyOf, number of "
+                                  "failed subschemas: 3")
+            elif key == "config" and not isinstance(v, dict):
+                return at("/config", v, "unexpected instance type")
+            elif key == "engine":
+                if not _is_int(v):
+                    return at("/engine", v, "unexpected instance type")
+                if v < 0:
+                    return at("/engine", v, "instance is below minimum of 0")
+        return None
 
     def rule13_providers(self) -> None:
         provs = self.c.get("providers", [])
+        if provs is None:
+            return
         if not isinstance(provs, list):
-            self.add(13, ("providers",), '"providers" must be an array')
+            self.add(13, ("providers",), "Invalid JSON configuration passed to "
+                     "ProviderManager::addProviderListFromJSON (should be an array)",
+                     "write a JSON array of provider objects")
             return
         bed = self.c.get("bedrock", {})
         bid = bed.get("provider_id", 0) if isinstance(bed, dict) else 0
+        bid = bid % 65536 if _is_int(bid) else 0
         names: dict[str, int] = {}
-        ids: dict[tuple[int, int], int] = {}
+        ids: dict[int, int] = {}
         n_engines = len(self.engines()) or 1
-        xs_names = {str(x.get("name")) for x in self.xstreams()}
         for i, prov in enumerate(provs):
             p = ("providers", i)
-            if not isinstance(prov, dict):
-                self.add(13, p, "a provider is an object")
+            schema = self._schema_error(p, prov)
+            if schema is not None:
+                self.add(13, p, schema, "see the provider schema: name, type, provider_id "
+                         "0..65535, tags [str], config {}, dependencies {key: str|int|[...]}")
                 continue
-            name = prov.get("name")
-            if not isinstance(name, str) or not NAME_RE.match(name):
-                self.add(13, (*p, "name"), f"provider name {name!r} is missing or not an "
-                         "identifier ([a-zA-Z_][a-zA-Z0-9_]*)", "give the provider a name")
-            elif name in names:
-                self.add(13, (*p, "name"), f'Name "{name}" already used by another provider '
-                         f"(providers[{names[name]}])", "give each provider its own name")
-            else:
-                names[name] = i
-            if not isinstance(prov.get("type"), str):
-                self.add(13, (*p, "type"), "provider type is missing", 'add "type": "yokan"')
+            for key in sorted(set(prov) - {"name", "type", "provider_id", "tags", "config",
+                                           "dependencies", "engine", "__if__"}):
+                self.add(13, (*p, key), f'provider key "{key}" is not part of Bedrock\'s provider '
+                         "schema: Bedrock 0.16 ignores it",
+                         'write "dependencies": {"pool": "<name>"}' if key == "pool"
+                         else "remove it", severity="warning")
             engine = prov.get("engine", 0)
-            if not _is_int(engine) or not 0 <= engine < n_engines:
-                self.add(13, (*p, "engine"), f"Invalid engine index {engine!r} (there are "
-                         f"{n_engines} margo engines)", "use 0 or an index into margo")
-                engine = 0
-            pid = prov.get("provider_id")
-            if pid is None:
-                self.add(13, p, "no provider_id: Bedrock picks the lowest free id, so clients "
-                         "cannot know it in advance", "set provider_id (1..65535)")
-            elif not _is_int(pid) or not 0 <= pid <= 65535:
-                self.add(13, (*p, "provider_id"), f"provider_id {pid!r} is not in 0..65535")
-            elif pid == bid:
+            if engine >= n_engines:
+                self.add(13, (*p, "engine"), f"Invalid engine index {engine} (only {n_engines} "
+                         "engines available)", "use 0 or an index into margo")
+            pid = prov.get("provider_id", 65535)
+            if pid == bid:
                 self.add(13, (*p, "provider_id"), f"Bedrock already uses provider ID {bid}",
                          "use an id other than bedrock.provider_id")
-            elif (engine, pid) in ids:
-                self.add(13, (*p, "provider_id"), f"Another provider already uses provider ID "
-                         f"{pid} (providers[{ids[(engine, pid)]}])", "give each its own id")
-            else:
-                ids[(engine, pid)] = i
-            deps = prov.get("dependencies", {})
-            if not isinstance(deps, dict):
-                self.add(13, (*p, "dependencies"), '"dependencies" must be an object')
-                deps = {}
-            if prov.get("type") == "abt_io" and "pool" not in deps:
-                self.add(13, (*p, "dependencies"), 'Missing dependency "pool" of type "pool" '
-                         "in provider configuration", 'add "dependencies": {"pool": "io_pool"}')
-            earlier = {str(q.get("name")): q for q in provs[:i] if isinstance(q, dict)}
-            earlier_ids = {f"{q.get('type')}:{q.get('provider_id')}": q
-                           for q in provs[:i] if isinstance(q, dict)}
-            for key, val in deps.items():
-                if key == "pool":
+            self._dependencies(i, prov, provs[:i])
+            name = prov["name"]
+            if name in names:
+                self.add(13, (*p, "name"), f'Name "{name}" already used by another provider '
+                         f"(providers[{names[name]}])", "give each provider its own name")
+            names.setdefault(name, i)
+            if pid == 65535:
+                if "provider_id" not in prov:
                     continue
-                refs = val if isinstance(val, list) else [val]
-                for j, ref in enumerate(refs):
-                    dp = (*p, "dependencies", key) + ((j,) if isinstance(val, list) else ())
-                    if not isinstance(ref, str | int) or isinstance(ref, bool):
-                        self.add(13, dp, f"dependency {ref!r} must be a string or an integer")
-                        continue
-                    if _is_int(ref) or "@" in str(ref):
-                        continue  # index or remote provider
-                    if ref in earlier or ref in earlier_ids or ref in xs_names or \
-                            self.resolve_pool(ref) is not None:
-                        continue
-                    later = [q.get("name") for q in provs[i + 1:] if isinstance(q, dict)]
-                    where = "is created later: Bedrock creates providers in array order" \
-                        if ref in later else "does not exist"
-                    self.add(13, dp, f"dependency {key!r} refers to {ref!r}, which {where}",
-                             "depend on an earlier provider (name or type:id), a pool, or a "
-                             "remote provider (name@rank)")
+                self.add(13, (*p, "provider_id"), "provider_id 65535 means \"assign one\": "
+                         "Bedrock picks the lowest free id", "give an id below 65535, or "
+                         "leave provider_id out", severity="warning")
+                continue
+            if pid in ids:
+                self.add(13, (*p, "provider_id"), f"Another provider already uses provider ID "
+                         f"{pid} (providers[{ids[pid]}])", "give each its own id")
+            ids.setdefault(pid, i)
+            self._component_config(i, prov)
+
+    def _dependencies(self, i: int, prov: dict[str, Any], earlier: list[Any]) -> None:
+        """Bedrock resolves the keys the module declares (and drops the others)."""
+        p = ("providers", i)
+        ctype = self.catalogue.get(prov["type"])
+        deps = prov.get("dependencies", {})
+        if ctype is None:
+            return
+        for key in deps:
+            if ctype.dependency(key) is None and not ctype.open_dependencies:
+                self.add(13, (*p, "dependencies", key), f"dependency key {key!r} is not "
+                         f"declared by the {ctype.name} module (it declares: "
+                         f"{', '.join(d.name for d in ctype.dependencies) or 'none'}): Bedrock "
+                         "0.16 drops it silently", "remove it", severity="warning")
+        for dep in ctype.dependencies:
+            where = (*p, "dependencies", dep.name)
+            prefix = f'While resolving dependency "{dep.name}" (type "{dep.type}"): '
+            if dep.name not in deps:
+                if dep.required:
+                    self.add(13, (*p, "dependencies"), f'{prefix}Missing dependency "{dep.name}" '
+                             f'of type "{dep.type}" in provider configuration',
+                             f'add "dependencies": {{"{dep.name}": "..."}}')
+                continue
+            value = deps[dep.name]
+            values: list[Any]
+            if not dep.array:
+                if isinstance(value, list) and len(value) == 1:
+                    value = value[0]
+                if isinstance(value, list):
+                    self.add(13, where, f"{prefix}[json.exception.type_error.302] type must be "
+                             "number, but is array", "give one value")
+                    continue
+                values = [value]
+            else:
+                values = value if isinstance(value, list) else [value]
+            for v in values:
+                err = self._resolve(dep.type, v, earlier)
+                if err:
+                    self.add(13, where, prefix + err, "refer to an existing pool, or to a "
+                             "provider created earlier (name, type:id, name@location)")
+
+    def _resolve(self, dtype: str, spec: Any, earlier: list[Any]) -> str | None:
+        """DependencyFinder::find: the error it would raise, None if it resolves (or cannot
+        be known before the service runs: remote providers)."""
+        if dtype == "pool":
+            if self.resolve_pool(spec) is not None:
+                return None
+            return (f'Could not find pool at index {spec}' if _is_int(spec)
+                    else f'Could not find pool with name "{spec}"')
+        if dtype == "xstream":
+            names = [n for n, _ in self.model.xstreams] if self.model else []
+            if (_is_int(spec) and 0 <= spec < len(names)) or spec in names:
+                return None
+            return (f'Could not find xstream at index "{spec}"' if _is_int(spec)
+                    else f'Could not find xstream with name "{spec}"')
+        if dtype == "margo":
+            return None
+        if _is_int(spec):
+            return "Only pools, xstreams, and margo instances can be referenced by index"
+        spec = str(spec)
+        m = re.fullmatch(r"([a-zA-Z_][a-zA-Z0-9_]*)(?::([0-9]+))?(?:@(.+))?", spec)
+        if m is None:
+            return f'Ill-formated dependency specification "{spec}"'
+        ident, pid, loc = m.group(1), m.group(2), m.group(3)
+        provs = [q for q in earlier if isinstance(q, dict)]
+        if loc is None or loc == "local":
+            if pid is not None:
+                if loc is not None and ident != dtype:
+                    return f'Invalid provider type in "{spec}" (expected {dtype})'
+                key = f"{dtype}:{pid}"
+                found = next((q for q in provs if q.get("type") == dtype
+                              and q.get("provider_id") == int(pid)), None)
+                if found is None:
+                    return (f"Could not find local provider of type {dtype} with id {pid}"
+                            if loc else f'Could not find provider with spec "{key}"')
+                return None
+            found = next((q for q in provs if q.get("name") == ident), None)
+            if found is None:
+                return f'Could not find provider with spec "{ident}"'
+            if found.get("type") != dtype:
+                return (f"Invalid type {dtype} for provider handle to provider of type "
+                        f"{found.get('type')}" if loc else
+                        f'Invalid type {found.get("type")} for dependency "{ident}" '
+                        f"(expected {dtype})")
+            return None
+        if pid is not None and ident != dtype:
+            return f'Invalid provider type in "{spec}" (expected {dtype})'
+        return None
+
+    def _component_config(self, i: int, prov: dict[str, Any]) -> None:
+        """What the module itself refuses in its config (catalogue choices, flock)."""
+        ctype = self.catalogue.get(prov["type"])
+        if ctype is None:
+            return
+        cfg = prov.get("config", {})
+        p = ("providers", i, "config")
+        create = (f'While creating provider "{prov["name"]}" of type "{ctype.name}" '
+                  "(ModuleManager::createComponent): ")
+        for choice, value in ctype.unknown_choices(cfg):
+            self.add(13, (*p, *choice.key), f"{create}Invalid configuration (unknown "
+                     f"{choice.path} {_dump(value)}; the {ctype.name} module has: "
+                     f"{', '.join(choice.values)})", "use one of: " + ", ".join(choice.values))
+        for choice in ctype.choices:
+            if choice.required and choice.selected(cfg) is None and ctype.name != "flock":
+                self.add(13, p, f"{create}Invalid configuration (no {choice.path})",
+                         f"set {choice.path}")
+        if ctype.name == "flock":
+            self._flock(i, prov, cfg, create)
+
+    def _flock(self, i: int, prov: dict[str, Any], cfg: dict[str, Any], create: str) -> None:
+        p = ("providers", i, "config")
+        if "bootstrap" not in cfg:
+            self.add(14, p, f'{create}[flock] "bootstrap" field not found in provider '
+                     "configuration", 'add "bootstrap": "mpi" (or "self", "join", a list)')
+            return
+        boot = cfg["bootstrap"]
+        boots = boot if isinstance(boot, list) else [boot]
+        if not all(isinstance(b, str) for b in boots):
+            self.add(14, (*p, "bootstrap"), f'{create}[flock] "bootstrap" field should be of '
+                     "type string or array" if not isinstance(boot, list) else
+                     f'{create}[flock] "bootstrap" array should only contain strings',
+                     'write e.g. "mpi" or ["join", "mpi"]')
+            return
+        tried: list[str] = []
+        for j, b in enumerate(boots):
+            last = j == len(boots) - 1
+            if b not in FLOCK_BOOTSTRAPS:
+                msg = f'[flock] Invalid value "{b}" for "bootstrap" field'
+                if last:
+                    self.add(14, (*p, "bootstrap"), create + msg,
+                             "use self, mpi or join (or a list tried in order)")
+                else:
+                    self.add(14, (*p, "bootstrap"), f"{msg}: Bedrock logs it and tries the "
+                             "next method", "remove it", severity="warning")
+                continue
+            tried.append(b)
+            if b in ("self", "mpi"):
+                break  # always succeeds (mpi: Bedrock built +mpi), later ones are never tried
+        group = cfg.get("group")
+        gtype = group.get("type") if isinstance(group, dict) else None
+        if group is None:
+            self.add(14, p, f"{create}[flock] No backend type provided for the group",
+                     'add "group": {"type": "static"}')
+        if "join" in tried:
+            if not isinstance(cfg.get("file"), str):
+                self.add(14, (*p, "bootstrap"), f'{create}[flock] "file" field not found (or '
+                         "is not a string) required to join the group",
+                         "add the group file path")
+            elif gtype == "static":
+                if tried == ["join"]:
+                    self.add(14, (*p, "group", "type"), f"{create}[flock] Failed to initialized "
+                             "group with flock_group_view_init_from_file when the group file is "
+                             "missing, and \"[flock] Cannot join a static group\" when it "
+                             "exists", 'use "centralized" for staggered starts')
+                else:
+                    self.add(14, (*p, "group", "type"), "bootstrap tries \"join\" first on a "
+                             "static group: if the group file exists the provider fails "
+                             "([flock] Cannot join a static group); it only works as a fallback "
+                             "when the file is missing", 'use "centralized", or drop "join"',
+                             severity="warning")
+        if "mpi_ranks" in cfg:
+            ranks = cfg["mpi_ranks"]
+            if not isinstance(ranks, list):
+                self.add(14, (*p, "mpi_ranks"), f'{create}[flock] "mpi_ranks" field should be '
+                         "an array", "write e.g. [0, 1]")
+            elif not all(_is_int(r) for r in ranks):
+                self.add(14, (*p, "mpi_ranks"), f'{create}[flock] "mpi_ranks" should contain '
+                         "only integers", "write e.g. [0, 1]")
+            elif "mpi" in tried and self.total is not None and any(
+                    not 0 <= r < self.total for r in ranks):
+                self.add(14, (*p, "mpi_ranks"), f'{create}[flock] Invalid rank in "mpi_ranks" '
+                         f"list (the world has {self.total} processes)",
+                         f"use ranks 0..{self.total - 1}")
 
     def rule14_multiprocess(self) -> None:
-        provs = self._providers()
+        provs = self.providers()
         for i, prov in enumerate(provs):
             if "__if__" in prov and not isinstance(prov["__if__"], bool | str):
-                self.add(14, ("providers", i, "__if__"), '"__if__" must be a boolean or a Jx9 '
-                         'condition string', 'write "$MPI_COMM_WORLD.rank == 0"')
+                self.add(14, ("providers", i, "__if__"), "__if__ condition should be a string "
+                         "or a boolean", 'write "$MPI_COMM_WORLD.rank == 0"')
         guarded = {str(q.get("name")) for q in provs if "__if__" in q}
         for i, prov in enumerate(provs):
             if "__if__" in prov:
@@ -657,40 +1141,24 @@ class _Checker:
                                  f"depends on {ref!r}, which exists only where its __if__ holds "
                                  f"(e.g. rank 0), but {prov.get('name')!r} runs everywhere",
                                  f"give it the same __if__, or depend on '{ref}@0'")
-            if prov.get("type") != "flock":
-                continue
-            cfg = prov.get("config", {})
-            if not isinstance(cfg, dict):
-                continue
-            p = ("providers", i, "config")
-            boot = cfg.get("bootstrap")
-            if boot is None:
-                self.add(14, p, '"bootstrap" field not found', 'add "bootstrap": "mpi"')
-                continue
-            boots = boot if isinstance(boot, list) else [boot]
-            for b in boots:
-                if b not in FLOCK_BOOTSTRAPS:
-                    self.add(14, (*p, "bootstrap"), f'Invalid value "{b}" for flock bootstrap',
-                             "use self, mpi or join (or a list tried in order)")
-            group = cfg.get("group", {})
-            gtype = group.get("type") if isinstance(group, dict) else None
-            if gtype is None:
-                self.add(14, (*p, "group"), "flock group type missing (\"No backend type "
-                         "provided\")", 'add "group": {"type": "static"}')
-            elif gtype not in FLOCK_GROUPS:
-                self.add(14, (*p, "group", "type"), f"unknown flock group type {gtype!r}",
-                         "use static, centralized or swim")
-            if "join" in boots:
-                if "file" not in cfg:
-                    self.add(14, (*p, "bootstrap"), 'bootstrap "join" needs "file"',
-                             "add the group file path")
-                if gtype == "static":
-                    self.add(14, (*p, "group", "type"), 'bootstrap "join" never works with a '
-                             "static group", 'use "centralized" for staggered starts')
-            if self.total is not None and self.total > 1 and boots == ["self"]:
-                self.add(14, (*p, "bootstrap"), f'bootstrap "self" with {self.total} processes '
-                         "makes each process its own one-member group",
+        for i, p in enumerate(provs):
+            cfg = p.get("config", {})
+            boot = cfg.get("bootstrap") if p.get("type") == "flock" and isinstance(
+                cfg, dict) else None
+            if self.total is not None and self.total > 1 and boot in ("self", ["self"]):
+                self.add(14, ("providers", i, "config", "bootstrap"),
+                         f'bootstrap "self" with {self.total} processes makes each process its '
+                         "own one-member group",
                          'use "mpi" (one launch for all ranks) or ["join", "mpi"]')
+        reasons = config_uses_mpi(self.c)
+        req = [s.replace(" ", "") for s in self.site.spack.require.get("mochi-bedrock", [])] \
+            if self.site is not None else []
+        if reasons and any("~mpi" in s for s in req):
+            self.add(14, (), "the config uses MPI (" + "; ".join(reasons) + ") but the site "
+                     "requires mochi-bedrock~mpi: $MPI_COMM_WORLD is then null and flock's mpi "
+                     "bootstrap fails (\"[flock] Flock was not built with MPI support\")",
+                     "require mochi-bedrock+mpi in the site's spack.require, or drop the MPI "
+                     "use")
         for k, (ep, eng) in enumerate(self.engines()):
             if k == 0:
                 continue
@@ -700,7 +1168,7 @@ class _Checker:
                              "remove it: children share the parent's Argobots setup")
 
     def rule15_readiness(self) -> None:
-        flocks = [(i, p) for i, p in enumerate(self._providers()) if p.get("type") == "flock"]
+        flocks = [(i, p) for i, p in enumerate(self.providers()) if p.get("type") == "flock"]
         if not flocks:
             self.add(15, ("providers",), "no flock provider: no group file tells scripts when "
                      "the service is up or where to send bedrock-shutdown -f",
@@ -727,41 +1195,63 @@ class _Checker:
                          severity="warning")
 
 
+def _unwrap(v: Any) -> Any:
+    return v[0] if isinstance(v, list) and len(v) == 1 else v
+
+
 def validate_config(config: Any, *, topology: Topology | None = None,
                     site: SiteProfile | None = None, total_processes: int | None = None,
                     rank_cpus: tuple[int, ...] | None = None,
                     locate: Callable[[KeyPath], SourceLocation] | None = None,
+                    cli_address: str | None = None, ranks_per_node: int | None = None,
                     ) -> list[ConfigIssue]:
-    """Every issue of one Bedrock config (errors first)."""
+    """Every issue of one Bedrock config (errors first).
+
+    ``cli_address``: the address given on the ``bedrock`` command line (it overrides
+    ``margo.mercury.address``), :data:`NO_CLI_ADDRESS` if none is given, None if unknown.
+    ``ranks_per_node``: how many ranks share a node (unpinned xstreams then collide).
+    """
     if topology is None and site is not None:
         topology = Topology.from_node(site.node)
-    if isinstance(config, list) and config:
-        # one config per process (Bedrock takes element [rank]; mochi.bedrock.spec's
-        # ServiceSpec.to_json writes this form)
-        issues = [i for n, element in enumerate(config) for i in _Checker(
-            element, topology=topology, site=site, total_processes=total_processes,
-            rank_cpus=rank_cpus, locate=locate, prefix=(n,)).run()]
-        if total_processes is not None and len(config) not in (1, total_processes):
-            loc = locate(()) if locate else None
-            issues.append(ConfigIssue(14, (), f"an array of {len(config)} configs runs on "
-                                      f"{total_processes} processes: Bedrock needs 1 or one "
-                                      "per MPI rank", "use one config object with __if__ "
-                                      "conditions", "error", loc))
-        return sorted(issues, key=lambda x: (x.severity != "error",))
-    issues = _Checker(config, topology=topology, site=site, total_processes=total_processes,
-                      rank_cpus=rank_cpus, locate=locate).run()
+    if isinstance(config, list):
+        loc = locate(()) if locate else None
+        return [ConfigIssue(14, (), "Bedrock 0.16.1 cannot read a configuration that is a JSON "
+                            "array (it stops with \"[json.exception.invalid_iterator.207] cannot "
+                            "use key() for non-object iterators\" while expanding dotted keys)",
+                            "write one config object; give rank-specific parts an \"__if__\" "
+                            "condition such as \"$MPI_COMM_WORLD.rank == 0\"", "error", loc)]
+    if not isinstance(config, dict):
+        loc = locate(()) if locate else None
+        return [ConfigIssue(3, (), "a Bedrock config is a JSON object", "start with '{'",
+                            "error", loc)]
+    expanded, origin = expand_dotted(config)
+    expanded = filter_false_conditions(expanded)
+
+    def located(path: KeyPath) -> SourceLocation:
+        assert locate is not None
+        for n in range(len(path), 0, -1):
+            if path[:n] in origin:
+                return locate((*origin[path[:n]], *path[n:]))
+        return locate(path)
+
+    issues = _Checker(expanded, topology=topology, site=site, total_processes=total_processes,
+                      rank_cpus=rank_cpus, locate=located if locate else None,
+                      cli_address=cli_address, ranks_per_node=ranks_per_node).run()
     return sorted(issues, key=lambda x: (x.severity != "error",))
 
 
 def validate_deployment(configs: list[dict[str, Any]], rank_cpus: list[tuple[int, ...]], *,
                         site: SiteProfile | None = None, total_processes: int | None = None,
+                        cli_address: str | None = None,
                         ) -> list[tuple[int, ConfigIssue]]:
     """Check each rank's config, and that no CPU is pinned by two local ranks."""
     out: list[tuple[int, ConfigIssue]] = []
     owner: dict[int, int] = {}
     for rank, (cfg, cpus) in enumerate(zip(configs, rank_cpus, strict=True)):
         out += [(rank, x) for x in validate_config(cfg, site=site, rank_cpus=cpus,
-                                                   total_processes=total_processes)]
+                                                   total_processes=total_processes,
+                                                   cli_address=cli_address,
+                                                   ranks_per_node=len(configs))]
         for c in cpus:
             if c in owner:
                 out.append((rank, ConfigIssue(9, (), f"CPU {c} is bound to local ranks "
@@ -775,7 +1265,14 @@ def load_config_file(path: str | Path) -> YamlDocument:
 
 
 def validate_file(path: str | Path, *, site: SiteProfile | None = None,
-                  total_processes: int | None = None) -> list[ConfigIssue]:
+                  total_processes: int | None = None, cli_address: str | None = None,
+                  ranks_per_node: int | None = None) -> list[ConfigIssue]:
     doc = load_config_file(path)
     return validate_config(doc.data, site=site, total_processes=total_processes,
-                           locate=doc.locate)
+                           locate=doc.locate, cli_address=cli_address,
+                           ranks_per_node=ranks_per_node)
+
+
+def component_of(provider: dict[str, Any]) -> ComponentType | None:
+    """The catalogue entry of a provider's type (None if the catalogue does not know it)."""
+    return catalogue().get(provider.get("type"))

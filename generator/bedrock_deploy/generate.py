@@ -12,6 +12,7 @@ directory contract is in :mod:`bedrock_deploy.plan`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import errno
 import hashlib
@@ -37,6 +38,7 @@ from bedrock_deploy.diagnostics import (
 )
 from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
 from bedrock_deploy.freshness import freshness_warning
+from bedrock_deploy.input_changes import InputChange, input_changes
 from bedrock_deploy.launch import render_scripts
 from bedrock_deploy.layout import RankShape, plan_layout
 from bedrock_deploy.layout_picture import render_svg
@@ -52,7 +54,7 @@ from bedrock_deploy.plan import (
     config_name,
 )
 from bedrock_deploy.queues import resolve_scheduler
-from bedrock_deploy.service import LoadedService, load_service
+from bedrock_deploy.service import LoadedService, ServiceDescription, load_service
 from bedrock_deploy.site_profile import EngineKind, TransportScope
 from bedrock_deploy.sites import LoadedSite, load_site
 from bedrock_deploy.spack_env import render_spack_env
@@ -196,6 +198,40 @@ def _layout_choices(layout: NodeLayout, shape: RankShape, plan_ppn: int) -> list
     return out
 
 
+def _flock_bootstrap(inputs: Inputs, service: ServiceDescription
+                     ) -> tuple[dict[str, Any] | None, list[Choice]]:
+    """The flock defaults of a launcher without an MPI world (None: flock's own), with the
+    choice that records them; refuses what would need an MPI world under such a launcher."""
+    from bedrock_deploy.launch.launcher import launcher_class
+
+    site = inputs.site.profile
+    launcher = launcher_class(site.launcher.type)
+    if launcher.mpi_world:
+        return None, []
+    defaults = copy.deepcopy(dict(launcher.flock_bootstrap))
+    for i, c in enumerate(service.components):
+        boot = c.config.get("bootstrap") if c.type == "flock" else None
+        if boot == "mpi" or (isinstance(boot, list) and "mpi" in boot):
+            path: KeyPath = ("components", i, "config", "bootstrap")
+            raise fail(f"flock bootstrap {boot!r} needs an MPI world, and launcher "
+                       f"{launcher.name!r} (site {site.name!r}) starts the ranks without one",
+                       path=path, location=inputs.service.locate(path),
+                       hint=f"remove 'bootstrap' (this launcher then uses "
+                       f"{json.dumps(defaults.get('bootstrap'))}), or use a site with an MPI "
+                       "launcher")
+        uses_world = c.rank0_only or "MPI_COMM_WORLD" in str(c.condition or "")
+        if uses_world and site.engine == EngineKind.spack:
+            where: KeyPath = ("components", i)
+            raise fail(f"component {c.name!r} runs where $MPI_COMM_WORLD says so, and launcher "
+                       f"{launcher.name!r} gives Bedrock no MPI world (every process would "
+                       "be rank 0)", path=where, location=inputs.service.locate(where),
+                       hint="run it on every process, or use a site with an MPI launcher "
+                       "(the embedded engine reads the launcher's rank variables instead)")
+    if not any(c.type == "flock" for c in service.components):
+        return defaults, []
+    return defaults, [Choice("flock bootstrap", defaults, launcher.flock_bootstrap_why)]
+
+
 def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIssue]]]:
     """Every decision, and the validator's warnings; raises InputError on bad input."""
     site = inputs.site.profile
@@ -219,6 +255,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
             location=None if ppn_given else inputs.service.locate(("processes_per_node",)),
             path=() if ppn_given else ("processes_per_node",),
             hint="use fewer processes per node or fewer rpc/io threads per process")
+    flock_defaults, boot_choices = _flock_bootstrap(inputs, service)
     choices: list[Choice] = [
         Choice("nodes", service.nodes, "--nodes" if "nodes" in inputs.overrides
                else "service description"),
@@ -257,7 +294,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
                                   "placement.numa_confined_ranks of the site profile "
                                   + (f"({rules.notes})" if rules.notes else "")))
     choices += _layout_choices(layout, RankShape.of(service), service.processes_per_node)
-    configs = [bedrock_config(service, r, transport) for r in layout.ranks]
+    configs = [bedrock_config(service, r, transport, flock_defaults) for r in layout.ranks]
     ids = service.provider_ids()
     for c in service.components:
         where = "MPI rank 0 only (__if__)" if c.rank0_only else "every process"
@@ -267,13 +304,17 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
     if any(c.type == "flock" for c in service.components):
         choices.append(Choice("flock group file", f"{RUN_DIR}/{GROUP_FILE}",
                               "bootstrap mpi: one launch for all ranks; readiness = the file "
-                              "appears; bedrock-shutdown -f reads it"))
+                              "appears; bedrock-shutdown -f reads it" if flock_defaults is None
+                              else "readiness = every rank is in the file; bedrock-shutdown -f "
+                              "reads it"))
+    choices += boot_choices
     choices.append(Choice("engine", site.engine.value, "site profile 'engine'"))
     for note in inputs.service.notes:
         choices.append(Choice("service source", note, "existing Bedrock config"))
     total = service.nodes * service.processes_per_node
+    # the launch scripts give the protocol on the engine's command line (rank-exec.sh)
     issues = validate_deployment(configs, [r.cpus for r in layout.ranks], site=site,
-                                 total_processes=total)
+                                 total_processes=total, cli_address=transport.protocol)
     errors = [(r, x) for r, x in issues if x.severity == "error"]
     if errors:
         raise InputError([replace(x.to_problem(f"{CONFIG_DIR}/{config_name(r)}"),
@@ -335,6 +376,10 @@ def manifest(plan: DeploymentPlan, inputs: Inputs, files: dict[str, str],
         "layout": _layout_dict(plan.layout),
         "choices": [{"what": c.what, "value": c.value, "why": c.why} for c in plan.choices],
         "warnings": [{"local_rank": r, **x.to_dict()} for r, x in warnings],
+        "input_changes": {
+            "file": inputs.service.source_config_file,
+            "changes": [c.to_dict() for c in changes_to_input(plan)],
+        },
         "files": {rel: hashlib.sha256(text.encode()).hexdigest()
                   for rel, text in sorted(files.items())},
     }
@@ -489,7 +534,14 @@ class Generated:
     out: Path
     files: list[str]
     warnings: list[tuple[int, ConfigIssue]]
+    input_changes: list[InputChange] = field(default_factory=list)
     site_warnings: list[str] = field(default_factory=list)  # e.g. a stale site profile
+
+
+def changes_to_input(plan: DeploymentPlan) -> list[InputChange]:
+    """What the deployment changes in the user's own Bedrock JSON (none for a YAML service)."""
+    source = plan.inputs.service.source_config if plan.inputs is not None else None
+    return input_changes(source, plan.configs[0]) if source and plan.configs else []
 
 
 def make_inputs(site: str | Path | LoadedSite, service: str | Path | LoadedService, *,
@@ -551,6 +603,7 @@ def generate(site: str | Path, service: str | Path, out: str | Path, *, force: b
     plan, warnings = build_plan(inputs)
     files = write_deployment(plan, out, force=force)
     return Generated(plan=plan, out=Path(out), files=files, warnings=warnings,
+                     input_changes=changes_to_input(plan),
                      site_warnings=site_warnings(plan))
 
 

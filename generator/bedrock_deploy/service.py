@@ -24,7 +24,8 @@ YAML form (see ``share/examples/kv-service.yaml``)::
       - {name: kv, type: yokan, config: {database: {type: map}}}
 
 Provider ids not given are assigned 1, 2, ... in component order (skipping the ones given);
-Bedrock's own provider id is 0 and is never used (mochi-stack.md §3, rule 13).
+Bedrock's own provider id is 0 and is never used (a provider with Bedrock's id is refused: "Bedrock
+already uses provider ID 0", mochi-bedrock 0.16.1 src/ProviderManager.cpp).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bedrock_deploy.components import catalogue
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
 from bedrock_deploy.files import read_input_text
 from bedrock_deploy.plan import Role
@@ -48,22 +50,12 @@ from bedrock_deploy.yaml_source import Locations, YamlDocument, locate, parse_ya
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RANK0_CONDITION = "$MPI_COMM_WORLD.rank == 0"  # mofka docs/_code/advanced-config.json
 
-# Provider type -> Bedrock module library (mochi-stack.md rule 12).
-KNOWN_LIBRARIES: dict[str, str] = {
-    "flock": "libflock-bedrock-module.so",
-    "yokan": "libyokan-bedrock-module.so",
-    "abt_io": "libabt-io-bedrock-module.so",
-    "warabi": "libwarabi-bedrock-module.so",
-    "mofka": "libmofka-bedrock-module.so",
-}
-
-# A component's config when the user gives none (flock: each missing key is filled in).
+# Provider type -> Bedrock module library, and the config written when a service gives none
+# (flock: each missing key is filled in; its group file is plan.GROUP_FILE): both from the
+# component catalogue (share/components.json).
+KNOWN_LIBRARIES: dict[str, str] = catalogue().libraries
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
-    "flock": {"bootstrap": "mpi", "group": {"type": "static"}},  # file: plan.GROUP_FILE
-    "yokan": {"database": {"type": "map"}},
-    "warabi": {"target": {"type": "memory"}},
-    "abt_io": {},
-}
+    name: c.default_config for name, c in catalogue().components.items()}
 
 
 class _Strict(BaseModel):
@@ -164,18 +156,21 @@ class Component(_Strict):
 
     @property
     def pool_role(self) -> Role:
+        """The pool the provider runs on: as given, else its type's role in the catalogue."""
         if self.pool is not None:
             return Role(self.pool.value)
-        return Role.io if self.type == "abt_io" else Role.rpc
+        ctype = catalogue().get(self.type)
+        return Role(ctype.pool_role) if ctype is not None else Role.rpc
 
     @property
     def module_library(self) -> str | None:
         return self.library or KNOWN_LIBRARIES.get(self.type)
 
     @property
-    def num_urings(self) -> int:
-        n = self.config.get("num_urings", 0) if self.type == "abt_io" else 0
-        return n if isinstance(n, int) and not isinstance(n, bool) else 0
+    def pool_xstreams_needed(self) -> int:
+        """Xstreams its pool needs at least (abt_io: num_urings+1; catalogue)."""
+        ctype = catalogue().get(self.type)
+        return ctype.pool_xstreams_needed(self.config) if ctype is not None else 0
 
     @model_validator(mode="after")
     def _library_known(self) -> Component:
@@ -220,7 +215,7 @@ class ServiceDescription(_Strict):
     @property
     def io_xstreams(self) -> int:
         """io xstreams per process: the requested count, at least num_urings+1 (abt-io.c)."""
-        need = max((c.num_urings + 1 for c in self.components if c.pool_role is Role.io),
+        need = max((c.pool_xstreams_needed for c in self.components if c.pool_role is Role.io),
                    default=0)
         return max(self.threads.io, need) if self.uses_io_pool else 0
 
@@ -370,6 +365,9 @@ class LoadedService:
     notes: list[str] = field(default_factory=list)
     extra_files: list[str] = field(default_factory=list)  # a YAML's bedrock_config
     in_memory: bool = False  # given as Python data (``file`` is a label such as "<service>")
+    # the user's own Bedrock JSON (the service itself or its bedrock_config), as written
+    source_config: dict[str, Any] | None = None
+    source_config_file: str | None = None
 
     def locate(self, path: KeyPath) -> SourceLocation:
         return locate(self.locations, path, self.file)
@@ -417,7 +415,9 @@ def _from_bedrock_json(data: dict[str, Any], file: str,
         deps = dict(raw_deps)
         pool = deps.pop("pool", None)
         role: str | None = None
-        if p.get("type") == "abt_io" or (isinstance(pool, str) and "io" in pool.lower()):
+        ctype = catalogue().get(p.get("type"))
+        if (ctype is not None and ctype.pool_role == "io") or (
+                isinstance(pool, str) and "io" in pool.lower()):
             role = "io"
             if isinstance(pool, str):
                 pools_of_io.add(pool)
@@ -511,12 +511,12 @@ def _read_doc(p: Path) -> tuple[YamlDocument, bool]:
 
 
 def _with_bedrock_config(doc: YamlDocument, base: Path
-                         ) -> tuple[dict[str, Any], list[str], str | None]:
+                         ) -> tuple[dict[str, Any], list[str], str | None, dict[str, Any]]:
     """A service naming ``bedrock_config``: its providers, with this service's threads.
 
     ``bedrock_config`` is the path of a Bedrock JSON config (relative to ``base``) or, for a
     service given as Python data, the config itself (a dict); returns the service's data, the
-    notes, and the JSON file read (None for a dict)."""
+    notes, the JSON file read (None for a dict) and the Bedrock config itself."""
     ref = doc.data["bedrock_config"]
     where = doc.locate(("bedrock_config",))
     if not isinstance(ref, str | dict):
@@ -552,7 +552,7 @@ def _with_bedrock_config(doc: YamlDocument, base: Path
     if isinstance(threads, dict):
         data["threads"] = {**derived.threads.model_dump(mode="json", exclude_unset=True),
                            **threads}
-    return data, notes, json_file
+    return data, notes, json_file, jdoc.data
 
 
 def load_service(path: str | Path) -> LoadedService:
@@ -568,11 +568,15 @@ def _from_document(doc: YamlDocument, *, is_json: bool, base: Path, name: str | 
     if is_json:
         service, notes = _from_bedrock_json(doc.data, doc.file, doc.locate, name)
         return LoadedService(service=service, file=doc.file, locations=doc.locations,
-                             kind="bedrock-json", notes=notes, in_memory=in_memory)
+                             kind="bedrock-json", notes=notes, in_memory=in_memory,
+                             source_config=doc.data, source_config_file=doc.file)
     data, notes, extra, from_config = doc.data, [], [], False
+    source: dict[str, Any] | None = None
+    source_file: str | None = None
     if "bedrock_config" in doc.data:
-        data, notes, json_file = _with_bedrock_config(doc, base)
+        data, notes, json_file, source = _with_bedrock_config(doc, base)
         extra, from_config = ([json_file] if json_file else []), True
+        source_file = json_file or f"{doc.file}.bedrock_config"
     if name is not None:
         data = {**data, "name": name}
 
@@ -587,7 +591,8 @@ def _from_document(doc: YamlDocument, *, is_json: bool, base: Path, name: str | 
     if problems:
         raise InputError(problems)
     return LoadedService(service=service, file=doc.file, locations=doc.locations, notes=notes,
-                         extra_files=extra, in_memory=in_memory)
+                         extra_files=extra, in_memory=in_memory, source_config=source,
+                         source_config_file=source_file)
 
 
 BEDROCK_CONFIG_KEYS = frozenset({"providers", "libraries", "bedrock"})

@@ -213,9 +213,16 @@ class SpackKnowledge:
 
 
 def _load_knowledge(path: Path) -> SpackKnowledge:
+    """packages.yaml, plus each component's package from the component catalogue."""
+    from bedrock_deploy.components import catalogue
+
     raw = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    entries = dict(raw["packages"])
+    for c in catalogue().components.values():
+        entries[c.package] = {"repo": c.repo, "latest": c.latest, "variants": c.spack_variants,
+                              "needs_repos": list(c.needs_repos)}
     packages: dict[str, PackageInfo] = {}
-    for name, entry in raw["packages"].items():
+    for name, entry in entries.items():
         variants = {}
         for vname, v in (entry.get("variants") or {}).items():
             values = v.get("values")

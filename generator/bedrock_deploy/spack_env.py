@@ -8,7 +8,10 @@ Spack and repo pins, why each variant is there) goes into a YAML comment header,
 rejects unknown keys. The text is built as data and dumped with ruamel.yaml, then checked by
 :mod:`bedrock_deploy.spack_check`; if our own output fails, generation fails.
 
-Facts: mochi-hpc-experiments/platform-configurations (README.md, per-site spack.yaml),
+Which package and variants each provider type needs comes from the component catalogue
+(:mod:`bedrock_deploy.components`); the rest of the Spack knowledge from
+``share/spack/packages.yaml``.
+Other facts: mochi-hpc-experiments/platform-configurations (README.md, per-site spack.yaml),
 mochi-hpc/mochi-spack-packages, and Spack v1.1.0 (compilers are externals with
 extra_attributes.compilers; tests/test_spack_real.py concretizes the goldens).
 
@@ -21,7 +24,7 @@ it from that tree (a ``develop:`` entry), with our repo listed in ``repos:``.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from bedrock_deploy.components import catalogue, config_uses_mpi
 from bedrock_deploy.diagnostics import InputError, Problem
 from bedrock_deploy.plan import CONFIG_DIR, DeploymentPlan, config_name
 from bedrock_deploy.resources import spack_repo_dir
@@ -88,83 +92,54 @@ def spec_string(name: str, tokens: Iterable[str]) -> str:
 # What the Bedrock configs use
 
 
-def _walk(obj: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield str(k), v
-            yield from _walk(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _walk(v)
-
-
 def _config_problem(rank: int, path: tuple[str | int, ...], message: str, hint: str) -> Problem:
     return Problem(message, path=path, hint=hint, file=f"{CONFIG_DIR}/{config_name(rank)}")
 
 
-def _bootstraps_with_mpi(cfg: dict[str, Any]) -> bool:
-    boot = cfg.get("bootstrap")
-    return boot == "mpi" or (isinstance(boot, list) and "mpi" in boot)
-
-
 def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKnowledge) -> None:
-    """Add the Mochi components the configs use, with the variants their settings need."""
-    modules = kb.section("bedrock_modules")
-    by_library = {m["library"]: t for t, m in modules.items()}
-    backends = kb.section("yokan_backends")
-    used: dict[str, list[str]] = {}  # package -> variant tokens, in module order
+    """Add the Mochi components the configs use, with the variants their settings need (both
+    from the component catalogue, share/components.json)."""
+    cat = catalogue()
+    used: dict[str, list[str]] = {}  # package -> variant tokens, in catalogue order
     why: dict[str, list[str]] = {}
-    uses_mpi = False
+    mpi_reasons: list[str] = []
     plumber = False
     problems: list[Problem] = []
 
     for rank, cfg in enumerate(plan.configs):
-        if any(k == "__if__" and isinstance(v, str) and "MPI" in v for k, v in _walk(cfg)):
-            uses_mpi = True
+        mpi_reasons += [r for r in config_uses_mpi(cfg) if r not in mpi_reasons]
         if isinstance(cfg.get("margo"), dict) and "plumber" in cfg["margo"]:
             plumber = True
         for lib in cfg.get("libraries", []) or []:
-            t = by_library.get(Path(str(lib)).name)
-            if t is not None:
-                used.setdefault(modules[t]["package"], [])
+            for ctype in cat.by_library(str(lib)):
+                used.setdefault(ctype.package, [])
         for i, prov in enumerate(cfg.get("providers", []) or []):
-            ptype = prov.get("type")
-            if ptype not in modules:
+            if not isinstance(prov, dict):
+                continue  # the validator reports it
+            ctype = cat.get(prov.get("type"))
+            if ctype is None:
                 problems.append(_config_problem(
                     rank, ("providers", i, "type"),
-                    f"no Spack package is known for Bedrock provider type {ptype!r}",
-                    "known types: " + ", ".join(modules)
-                    + "; add the package to share/spack/packages.yaml (bedrock_modules)"))
+                    f"no Spack package is known for Bedrock provider type {prov.get('type')!r}",
+                    "known types: " + ", ".join(cat.components)
+                    + "; add the component to share/components.json"))
                 continue
-            pkg = modules[ptype]["package"]
-            tokens = used.setdefault(pkg, [])
+            tokens = used.setdefault(ctype.package, [])
             pcfg = prov.get("config", {}) or {}
             pcfg = pcfg if isinstance(pcfg, dict) else {}  # the validator reports the type
-            if ptype == "flock" and _bootstraps_with_mpi(pcfg):
-                uses_mpi = True
-                if "+mpi" not in tokens:
-                    tokens.append("+mpi")
-                    why.setdefault(pkg, []).append("flock bootstraps its group with MPI")
-            elif ptype == "yokan":
-                db = pcfg.get("database", {}) or {}
-                dbtype = db.get("type", "map") if isinstance(db, dict) else None
-                if not isinstance(dbtype, str) or dbtype not in backends:
-                    problems.append(_config_problem(
-                        rank, ("providers", i, "config", "database", "type"),
-                        f"unknown yokan backend {dbtype!r}",
-                        "use one of: " + ", ".join(backends)))
-                elif backends[dbtype] and f"+{backends[dbtype]}" not in tokens:
-                    tokens.append(f"+{backends[dbtype]}")
-                    why.setdefault(pkg, []).append(f"a yokan database uses the {dbtype} backend")
-            elif ptype == "abt_io":
-                urings = pcfg.get("num_urings", 0) or 0
-                if isinstance(urings, int) and urings > 0 and "+liburing" not in tokens:
-                    tokens.append("+liburing")
-                    why.setdefault(pkg, []).append(f"abt_io asks for io_uring (num_urings="
-                                                   f"{urings})")
+            for choice, value in ctype.unknown_choices(pcfg):
+                problems.append(_config_problem(
+                    rank, ("providers", i, "config", *choice.key),
+                    f"unknown {ctype.name} {choice.path} {value!r}",
+                    "use one of: " + ", ".join(choice.values)))
+            for token, reason in ctype.variants_for(pcfg):
+                if token not in tokens:
+                    tokens.append(token)
+                    why.setdefault(ctype.package, []).append(reason)
     if problems:
         raise InputError(problems)
 
+    uses_mpi = bool(mpi_reasons)
     env.add("mochi-bedrock", "+mpi" if uses_mpi else "~mpi",
             why="configs use MPI (flock bootstrap or __if__ on $MPI_COMM_WORLD)" if uses_mpi
             else "nothing in the configs uses MPI, so no MPI is built or linked")
@@ -172,10 +147,13 @@ def collect_components(plan: DeploymentPlan, env: SpackEnvironment, kb: SpackKno
         env.add("mochi-margo", "+hwloc", why="configs set margo.plumber (needs +hwloc)")
     else:
         env.add("mochi-margo")
-    if uses_mpi and "mochi-flock" in used and "+mpi" not in used["mochi-flock"]:
-        used["mochi-flock"].append("+mpi")
-        why.setdefault("mochi-flock", []).append("mochi-bedrock+mpi+flock needs mochi-flock+mpi")
-    order = [m["package"] for m in modules.values()]
+    flock = cat.get("flock")
+    if uses_mpi and flock is not None and flock.package in used \
+            and "+mpi" not in used[flock.package]:
+        used[flock.package].append("+mpi")
+        why.setdefault(flock.package, []).append(
+            "mochi-bedrock+mpi+flock needs mochi-flock+mpi")
+    order = [c.package for c in cat.components.values()]
     for pkg in sorted(used, key=order.index):
         env.add(pkg, *used[pkg])
         for w in why.get(pkg, []):

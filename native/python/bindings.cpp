@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "catalogue.hpp"
 #include "client.hpp"
+#include "component.hpp"
 #include "info.hpp"
 #include "log.hpp"
 #include "server.hpp"
@@ -116,6 +118,16 @@ PYBIND11_MODULE(_engine, m) {
         py::arg("config"), py::arg("rank") = 0, py::arg("size") = 1,
         "Validates and expands a Bedrock config like the engine does (no server started). "
         "Returns (effective_config, warnings); raises ConfigError.");
+
+  m.def("catalogue", [] { return json_to_py(catalogue_json()); },
+        "The component catalogue (share/components.json) this engine was built with.");
+  m.def("implemented_components",
+        [] {
+          std::vector<std::string> out;
+          for (const auto& [type, factory] : component_factories()) out.push_back(type);
+          return out;
+        },
+        "The provider types this engine implements.");
 
   py::class_<PyServer>(m, "Server")
       .def(py::init<const std::string&, const py::object&, int, int, py::object>(),

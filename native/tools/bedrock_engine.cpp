@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
   }
   Server* srv = server.get();
   std::thread signal_thread([srv, sigs]() {
+    pthread_setname_np(pthread_self(), "be-signal");  // not an xstream: named for thread lists
     int sig = 0;
     while (!srv->finalize_requested()) {
       timespec ts{0, 200 * 1000 * 1000};

@@ -115,9 +115,19 @@ def thread_affinity(pid: int) -> dict[int, str]:
     return out
 
 
-def generator_like_config(io_file_pool: bool = True) -> dict[str, Any]:
-    """The shape bedrock_config.py emits: dedicated progress, rpc and io xstreams, pinned."""
-    return {
+def enable_test_rpcs(directory: Path | str | None = None) -> dict[str, Any]:
+    """The "bedrock_engine" section enabling the engine's test-only RPCs (forward_ping, and
+    abt_io's file RPCs beneath ``directory``)."""
+    section: dict[str, Any] = {"test_rpcs": ["forward_ping"]}
+    if directory is not None:
+        section = {"test_rpcs": ["forward_ping", "abt_io"], "abt_io_directory": str(directory)}
+    return section
+
+
+def generator_like_config(io_directory: Path | str | None = None) -> dict[str, Any]:
+    """The shape bedrock_config.py emits: dedicated progress, rpc and io xstreams, pinned; with
+    ``io_directory``, abt_io's (test-only) file RPCs are enabled beneath it."""
+    cfg = {
         "margo": {
             "progress_pool": "progress_pool",
             "rpc_pool": "rpc_pool",
@@ -149,6 +159,9 @@ def generator_like_config(io_file_pool: bool = True) -> dict[str, Any]:
         ],
         "bedrock": {"pool": "rpc_pool", "provider_id": 0},
     }
+    if io_directory is not None:
+        cfg["bedrock_engine"] = enable_test_rpcs(io_directory)
+    return cfg
 
 
 def xstream_tids(query: dict[str, Any]) -> dict[str, int]:

@@ -15,7 +15,8 @@ HEADER = struct.Struct("<IIQHHIiIiI")  # native/src/wire.hpp FrameHeader (40 byt
 MAGIC = 0x314B5242
 REQUEST = 1
 KV = {"libraries": ["libyokan-bedrock-module.so"],
-      "providers": [{"name": "kv", "type": "yokan", "provider_id": 1}]}
+      "providers": [{"name": "kv", "type": "yokan", "provider_id": 1,
+                     "config": {"database": {"type": "map"}}}]}
 
 pytestmark = pytest.mark.engine
 

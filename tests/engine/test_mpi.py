@@ -23,6 +23,8 @@ LAUNCHERS = {
 
 def service_config(group: Path) -> dict[str, Any]:
     return {
+        # abt_io's file RPCs are test-only in the engine: enabled beneath the group's directory
+        "bedrock_engine": {"test_rpcs": ["abt_io"], "abt_io_directory": str(group.parent)},
         "margo": {
             "rpc_pool": "rpc_pool",
             "argobots": {
@@ -37,9 +39,9 @@ def service_config(group: Path) -> dict[str, Any]:
                       "libabt-io-bedrock-module.so"],
         "providers": [
             {"name": "group", "type": "flock", "provider_id": 1,
-             "config": {"bootstrap": "mpi", "file": str(group)}},
+             "config": {"bootstrap": "mpi", "file": str(group), "group": {"type": "static"}}},
             {"name": "kv", "type": "yokan", "provider_id": 2,
-             "dependencies": {"pool": "rpc_pool"}},
+             "config": {"database": {"type": "map"}}, "dependencies": {"pool": "rpc_pool"}},
             {"name": "io", "type": "abt_io", "provider_id": 3,
              "dependencies": {"pool": "io_pool"}},
             {"name": "rank0_only", "type": "yokan", "provider_id": 4,
@@ -106,7 +108,7 @@ def test_two_rank_service_forms_its_group(eng: Any, launcher: str, tmp_path: Pat
             assert c.get(address, 2, f"key-from-{1 - rank}".encode()) is None
         for rank, (address, q) in enumerate(zip(addresses, queries, strict=True)):
             target = tmp_path / f"io-{rank}.bin"
-            assert c.abtio_pwrite(address, 3, str(target), b"rank %d" % rank) == 6
+            assert c.abtio_pwrite(address, 3, target.name, b"rank %d" % rank) == 6
             io_tid = {x["name"]: x["os_thread_id"]
                       for x in q["bedrock_engine"]["xstreams"]}["io_xstream"]
             assert c.last_handler["os_thread_id"] == io_tid

@@ -69,12 +69,13 @@ def run_tool(tool: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("protocol", ["na+sm", "ofi+tcp://127.0.0.1"])
 def test_sanitized_engine_session_is_clean(san_bin: Path, eng: Any, tmp_path: Path,
                                            protocol: str) -> None:
-    cfg = generator_like_config()
+    cfg = generator_like_config(io_directory=tmp_path)
     cfg["libraries"] = ["libflock-bedrock-module.so", "libyokan-bedrock-module.so",
                         "libabt-io-bedrock-module.so"]
     group = tmp_path / "group.json"
     cfg["providers"].append({"name": "grp", "type": "flock", "provider_id": 3,
-                             "config": {"bootstrap": "self", "file": str(group)}})
+                             "config": {"bootstrap": "self", "file": str(group),
+                                        "group": {"type": "static"}}})
     for x in cfg["margo"]["argobots"]["xstreams"]:  # keep pinning legal on any CPU set
         x.pop("cpubind", None)
         x.pop("affinity", None)
@@ -92,9 +93,9 @@ def test_sanitized_engine_session_is_clean(san_bin: Path, eng: Any, tmp_path: Pa
             c.put(d.address, 1, b"k%d" % i, b"v" * (i * 37))
         assert c.get(d.address, 1, b"k199") == b"v" * (199 * 37)
         assert len(c.list(d.address, 1, b"k", 1000)) == 200
-        target = tmp_path / "io.bin"
-        assert c.abtio_pwrite(d.address, 2, str(target), b"sanitized") == 9
-        assert c.abtio_pread(d.address, 2, str(target), 9) == b"sanitized"
+        assert c.abtio_pwrite(d.address, 2, "io.bin", b"sanitized") == 9
+        assert c.abtio_pread(d.address, 2, "io.bin", 9) == b"sanitized"
+        assert (tmp_path / "io.bin").read_bytes() == b"sanitized"
         hostile = [frame(0xFFFFFFFF), frame(1000, b"abc"), frame(4, b"\xff\xff\xff\xff"),
                    frame(0, kind=2), b"\x01\x02\x03", frame(0, provider=999)]
         for data in hostile:

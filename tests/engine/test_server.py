@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from .conftest import generator_like_config, needs_cpus, thread_affinity, xstream_tids
+from .conftest import (
+    enable_test_rpcs,
+    generator_like_config,
+    needs_cpus,
+    thread_affinity,
+    xstream_tids,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -48,27 +54,54 @@ PROVIDER_ERRORS = [
      "providers[0].dependencies.pool"),
     ("dep-provider", with_providers({"name": "kv", "type": "yokan",
                                      "dependencies": {"remi_sender": "later"}}),
-     'Could not find provider "later"', "providers[0].dependencies.remi_sender"),
+     'While resolving dependency "remi_sender" (type "remi_sender"): Could not find provider '
+     'with spec "later"', "providers[0].dependencies.remi_sender"),
     ("dep-provider-local", with_providers({"name": "kv", "type": "yokan",
                                            "dependencies": {"remi_sender": "nope@local"}}),
-     'Could not find provider "nope"', "providers[0].dependencies.remi_sender"),
-    ("dep-provider-type-id", with_providers({"name": "kv", "type": "yokan", "provider_id": 1},
-                                            {"name": "kv2", "type": "yokan",
-                                             "dependencies": {"remi_sender": ["kv",
-                                                                              "yokan:2"]}}),
-     'Could not find provider "yokan:2"', "providers[1].dependencies.remi_sender"),
-    ("yokan-backend", with_providers({"name": "kv", "type": "yokan",
-                                      "config": {"database": {"type": "rocksdb"}}}),
-     'yokan database type "rocksdb" is not available', "providers[0].config.database.type"),
-    ("flock-bootstrap", with_providers({"name": "g", "type": "flock",
-                                        "config": {"bootstrap": "mpi"}}),
-     'flock bootstrap "mpi" needs MPI', "providers[0].config.bootstrap"),
-    ("cpubind-outside", {"margo": {"argobots": {"pools": [{"name": "p"}], "xstreams": [
-        {"name": "x", "cpubind": 64, "scheduler": {"pools": ["p"]}}]}}},
-     "CPU 64 is not in the CPUs this process may use", "margo.argobots.xstreams[0].cpubind"),
-    ("affinity-outside", {"margo": {"argobots": {"pools": [{"name": "p"}], "xstreams": [
-        {"name": "x", "affinity": [0, 4096], "scheduler": {"pools": ["p"]}}]}}},
-     "CPU 4096 is not in the CPUs this process may use", "margo.argobots.xstreams[0].affinity"),
+     'Could not find provider with spec "nope"', "providers[0].dependencies.remi_sender"),
+    ("dep-wrong-type", with_providers({"name": "kv", "type": "yokan", "provider_id": 1},
+                                      {"name": "kv2", "type": "yokan",
+                                       "dependencies": {"remi_sender": "kv@local"}}),
+     "Invalid type remi_sender for provider handle to provider of type yokan",
+     "providers[1].dependencies.remi_sender"),
+    ("dep-type-id", with_providers({"name": "kv", "type": "yokan", "provider_id": 1},
+                                   {"name": "kv2", "type": "yokan",
+                                    "dependencies": {"remi_sender": "yokan:1@local"}}),
+     'Invalid provider type in "yokan:1@local" (expected remi_sender)',
+     "providers[1].dependencies.remi_sender"),
+    ("dep-remote", with_providers({"name": "kv", "type": "yokan",
+                                   "dependencies": {"remi_sender": "remi:1@na+sm://1-0"}}),
+     "Invalid provider type", "providers[0].dependencies.remi_sender"),
+    ("dep-remote-name", with_providers({"name": "kv", "type": "yokan",
+                                        "dependencies": {"remi_sender": "x@na+sm://1-0"}}),
+     "does not resolve provider dependencies on other processes",
+     "providers[0].dependencies.remi_sender"),
+    ("yokan-backend-unknown", with_providers({"name": "kv", "type": "yokan",
+                                              "config": {"database": {"type": "nope"}}}),
+     'While creating provider "kv" of type "yokan" (ModuleManager::createComponent): Invalid '
+     "configuration", "providers[0].config"),
+    ("yokan-backend-not-built-in", with_providers({"name": "kv", "type": "yokan",
+                                                   "config": {"database": {"type": "lmdb"}}}),
+     'yokan database type "lmdb" is not implemented by bedrock-engine', "providers[0].config"),
+    ("yokan-rocksdb-no-path", with_providers({"name": "kv", "type": "yokan",
+                                              "config": {"database": {"type": "rocksdb"}}}),
+     "Invalid configuration", "providers[0].config"),
+    ("flock-no-bootstrap", with_providers({"name": "g", "type": "flock", "config": {}}),
+     '[flock] "bootstrap" field not found in provider configuration', "providers[0].config"),
+    ("flock-no-group", with_providers({"name": "g", "type": "flock",
+                                       "config": {"bootstrap": "self"}}),
+     "[flock] Could not register provider (flock_provider_register returned 6)",
+     "providers[0].config"),
+    ("flock-swim", with_providers({"name": "g", "type": "flock", "config": {
+        "bootstrap": "self", "group": {"type": "swim"}}}),
+     'group backend "swim" is not implemented by bedrock-engine', "providers[0].config"),
+    ("flock-join-static", with_providers({"name": "g", "type": "flock", "config": {
+        "bootstrap": "join", "file": "/nonexistent/group.json", "group": {"type": "static"}}}),
+     "[flock] Failed to initialized group with flock_group_view_init_from_file",
+     "providers[0].config"),
+    ("warabi-not-built-in", {"libraries": ["libwarabi-bedrock-module.so"],
+                             "providers": [{"name": "w", "type": "warabi"}]},
+     'bedrock-engine does not implement provider type "warabi"', "providers[0].type"),
 ]
 
 
@@ -134,7 +167,7 @@ def test_cli_pins_as_planned_and_answers_query_then_stops(daemon: Any, bin_dir: 
 @pytest.mark.parametrize("protocol", ["na+sm", "ofi+tcp://127.0.0.1"])
 def test_handlers_run_on_their_pools_threads(eng: Any, protocol: str, tmp_path: Path) -> None:
     needs_cpus(0, 1)
-    s = eng.Server(protocol, generator_like_config())
+    s = eng.Server(protocol, generator_like_config(io_directory=tmp_path))
     try:
         c = eng.Client(protocol.split(":")[0])
         tids = xstream_tids(c.query(s.address))
@@ -144,10 +177,10 @@ def test_handlers_run_on_their_pools_threads(eng: Any, protocol: str, tmp_path: 
         assert c.last_handler["os_thread_id"] == tids["rpc_xstream_0"]
         assert c.last_handler["cpu"] == 1
         target = tmp_path / "abtio.bin"
-        assert c.abtio_pwrite(s.address, 2, str(target), b"hello abt-io", 4) == 12
+        assert c.abtio_pwrite(s.address, 2, "abtio.bin", b"hello abt-io", 4) == 12
         assert c.last_handler["os_thread_id"] == tids["io_xstream_0"]
         assert target.read_bytes() == b"\0\0\0\0hello abt-io"
-        assert c.abtio_pread(s.address, 2, str(target), 5, 4) == b"hello"
+        assert c.abtio_pread(s.address, 2, "abtio.bin", 5, 4) == b"hello"
         assert c.last_handler["os_thread_id"] == tids["io_xstream_0"]
     finally:
         s.finalize()
@@ -155,7 +188,8 @@ def test_handlers_run_on_their_pools_threads(eng: Any, protocol: str, tmp_path: 
 
 @pytest.mark.parametrize("protocol", ["na+sm", "ofi+tcp"])
 def test_yokan_map_put_get_erase_list(eng: Any, protocol: str) -> None:
-    s = eng.Server(protocol, with_providers({"name": "kv", "type": "yokan", "provider_id": 4}))
+    s = eng.Server(protocol, with_providers({"name": "kv", "type": "yokan", "provider_id": 4,
+                                             "config": {"database": {"type": "map"}}}))
     try:
         c = eng.Client(protocol)
         for i in range(20):
@@ -192,9 +226,11 @@ def test_query_and_shutdown_through_a_group_file(daemon: Any, bin_dir: Path,
                                                  tmp_path: Path) -> None:
     group = tmp_path / "group.json"
     d = daemon("na+sm", with_providers({"name": "g", "type": "flock", "provider_id": 5,
-                                        "config": {"bootstrap": "self", "file": str(group)}}))
+                                        "config": {"bootstrap": "self", "file": str(group),
+                                                   "group": {"type": "static"}}}))
     assert json.loads(group.read_text()) == {
-        "members": [{"address": d.address, "provider_id": 5}], "metadata": {}}
+        "members": [{"address": d.address, "provider_id": 5}],
+        "metadata": {"__config__": "{}", "__type__": "static"}}
     out = subprocess.run([bin_dir / "bedrock-engine-query", "na+sm", "-f", str(group)],
                          capture_output=True, text=True, timeout=30, check=True)
     assert list(json.loads(out.stdout)) == [d.address]
@@ -205,17 +241,23 @@ def test_query_and_shutdown_through_a_group_file(daemon: Any, bin_dir: Path,
 
 def test_flock_join_adds_the_joiner(eng: Any, tmp_path: Path) -> None:
     group = tmp_path / "group.json"
+    central = {"type": "centralized"}
     first = eng.Server("na+sm", with_providers({"name": "g", "type": "flock", "provider_id": 1,
-                                                "config": {"bootstrap": "self",
+                                                "config": {"bootstrap": "self", "group": central,
                                                            "file": str(group)}}))
+    # like ["join", "self"] in Flock's docs: the second process joins through the group file
     second = eng.Server("na+sm", with_providers({"name": "g", "type": "flock", "provider_id": 1,
-                                                 "config": {"bootstrap": "join",
+                                                 "config": {"bootstrap": ["join", "self"],
+                                                            "group": central,
                                                             "file": str(group)}}))
     try:
         members = [m["address"] for m in json.loads(group.read_text())["members"]]
-        assert members == [first.address, second.address]
+        assert members == [first.address, second.address]  # rewritten by the primary
         view = eng.Client("na+sm").flock_view(first.address, 1)
         assert [m["address"] for m in view["members"]] == members
+        reported = second.config["providers"][0]["config"]["group"]["config"]
+        assert (reported["primary_address"], reported["primary_provider_id"]) == (
+            first.address, 1)
     finally:
         second.finalize()
         first.finalize()
@@ -301,7 +343,7 @@ def test_nested_rpc_to_itself_on_a_single_xstream_does_not_deadlock(eng: Any,
                                                                     protocol: str) -> None:
     """Default layout: __primary__ runs the progress loop and every handler. A handler that
     calls its own engine keeps running that xstream's pools while it waits."""
-    s = eng.Server(protocol, {})
+    s = eng.Server(protocol, {"bedrock_engine": enable_test_rpcs()})
     try:
         c = eng.Client(protocol)
         c.set_timeout_ms(10000)
@@ -313,7 +355,8 @@ def test_nested_rpc_to_itself_on_a_single_xstream_does_not_deadlock(eng: Any,
 
 
 def test_nested_rpc_between_engines(eng: Any) -> None:
-    a = eng.Server("na+sm", {"margo": {"rpc_thread_count": 1}})
+    a = eng.Server("na+sm", {"margo": {"rpc_thread_count": 1},
+                             "bedrock_engine": enable_test_rpcs()})
     b = eng.Server("na+sm", {})
     try:
         c = eng.Client("na+sm")
@@ -325,14 +368,19 @@ def test_nested_rpc_between_engines(eng: Any) -> None:
         a.finalize()
 
 
-def test_provider_dependencies_resolve_local_and_leave_remote(eng: Any) -> None:
-    s = eng.Server("na+sm", with_providers(
-        {"name": "kv", "type": "yokan", "provider_id": 1},
-        {"name": "kv2", "type": "yokan", "provider_id": 2,
-         "dependencies": {"remi_sender": ["kv", "yokan:1", "kv@local", "kv@na+sm://1-0",
-                                          "yokan:1@0"]}}))
+def test_dependencies_keep_declared_keys_resolved_and_drop_the_others(eng: Any) -> None:
+    s = eng.Server("na+sm", {
+        "margo": {"argobots": {"pools": [{"name": "a"}, {"name": "b"}], "xstreams": [
+            {"name": "x", "scheduler": {"pools": ["a", "b"]}}]}},
+        **with_providers(
+            {"name": "kv", "type": "yokan", "provider_id": 1, "dependencies": {"pool": ["b"]}},
+            {"name": "g", "type": "flock", "provider_id": 2,
+             "config": {"bootstrap": "self", "group": {"type": "static"}},
+             "dependencies": {"pool": 0, "remote": "yokan:3@na+sm://1-0", "abt_io": "x"}})})
     try:
-        deps = s.config["providers"][1]["dependencies"]
-        assert deps["remi_sender"] == ["kv", "yokan:1", "kv@local", "kv@na+sm://1-0", "yokan:1@0"]
+        deps = [p["dependencies"] for p in s.config["providers"]]
+        # a one-element array for a single pool is that pool; an index is its name; keys the
+        # module does not declare are dropped (Bedrock 0.16)
+        assert deps == [{"pool": "b"}, {"pool": "a"}]
     finally:
         s.finalize()

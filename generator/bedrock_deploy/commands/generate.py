@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bedrock_deploy import api
-from bedrock_deploy.generate import check_target, site_warnings
+from bedrock_deploy.generate import changes_to_input, check_target, site_warnings
 from bedrock_deploy.terminal import make_console, printable
 
 
@@ -55,6 +55,7 @@ def _generate(args: argparse.Namespace) -> int:
                    "transport": plan.transport.protocol, "nodes": plan.nodes,
                    "processes_per_node": plan.processes_per_node,
                    "warnings": [{"local_rank": r, **w.to_dict()} for r, w in plan.warnings],
+                   "input_changes": [c.to_dict() for c in changes_to_input(plan)],
                    "site_warnings": site_warnings(plan)},
                   sys.stdout, indent=2)
         print()
@@ -69,4 +70,10 @@ def _generate(args: argparse.Namespace) -> int:
           f"{plan.transport.protocol}")
     for note in plan.layout.notes:
         print(f"  note: {printable(note)}")
+    changes = changes_to_input(plan)
+    if changes:
+        print(f"  changed in your Bedrock config ({len(changes)} change(s), recorded in "
+              "manifest.json input_changes):")
+        for change in changes:
+            print(f"    {printable(change.describe())}")
     return 0

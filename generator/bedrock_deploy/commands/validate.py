@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--site", metavar="S", help="site profile: check CPU ids, protocol, Spack")
     p.add_argument("--processes", type=int, metavar="N",
                    help="total processes the config runs on (checks flock bootstrap)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="the address or protocol given on the bedrock command line (it "
+                   "overrides margo.mercury.address); '' if none is given")
+    p.add_argument("--ppn", type=int, metavar="N",
+                   help="ranks per node (checks xstreams left to Argobots' default pinning)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_validate)
 
@@ -32,7 +37,8 @@ def _validate(args: argparse.Namespace) -> int:
     results = []
     failed = False
     for f in args.files:
-        issues = validate_file(f, site=site, total_processes=args.processes)
+        issues = validate_file(f, site=site, total_processes=args.processes,
+                               cli_address=args.address, ranks_per_node=args.ppn)
         errors = [i for i in issues if i.severity == "error"]
         failed |= bool(errors)
         results.append((f, issues, errors))

@@ -85,6 +85,13 @@ class Launcher(ABC):
     slots_from_nodefile: ClassVar[bool] = False
     # Driver files: deployment-relative path -> template in share/templates/launch/.
     driver_templates: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    # Do the processes it starts share one MPI world (MPI_COMM_WORLD spans the job)? If not,
+    # flock cannot bootstrap with "mpi": the plan gives flock providers the config keys of
+    # ``flock_bootstrap`` instead (recorded in the manifest with ``flock_bootstrap_why``), and
+    # refuses a service that asks for "mpi" itself.
+    mpi_world: ClassVar[bool] = True
+    flock_bootstrap: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    flock_bootstrap_why: ClassVar[str] = ""
 
     def __init__(self, plan: DeploymentPlan) -> None:
         self.plan = plan

@@ -37,6 +37,7 @@ from typing import Any
 import jinja2
 
 from bedrock_deploy import __version__
+from bedrock_deploy.components import config_uses_mpi
 from bedrock_deploy.cpulist import format_cpulist
 from bedrock_deploy.diagnostics import fail, printable
 from bedrock_deploy.launch.binding import is_pinned, rank_cpus
@@ -127,16 +128,12 @@ def _env_items(plan: DeploymentPlan, values: dict[str, str], path: tuple[str, ..
 
 
 def needs_mpi(plan: DeploymentPlan) -> bool:
-    """Does any rank's config bootstrap through MPI (flock "mpi", ``$MPI_COMM_WORLD``)?"""
-    for config in plan.configs:
-        for provider in config.get("providers", []):
-            boot = provider.get("config", {}).get("bootstrap") if provider.get(
-                "type") == "flock" else None
-            if boot == "mpi" or (isinstance(boot, list) and "mpi" in boot):
-                return True
-            if "MPI_COMM_WORLD" in str(provider.get("__if__", "")):
-                return True
-    return False
+    """Does any rank's config use MPI (:func:`bedrock_deploy.components.config_uses_mpi`)? Never
+    under a launcher without an MPI world: the plan refused flock "mpi" there, and the embedded
+    engine evaluates ``$MPI_COMM_WORLD`` from the launcher's rank variables."""
+    if not launcher_for(plan).mpi_world:
+        return False
+    return any(config_uses_mpi(config) for config in plan.configs)
 
 
 def _group_file(plan: DeploymentPlan) -> str | None:
