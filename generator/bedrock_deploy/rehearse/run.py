@@ -71,7 +71,15 @@ class Check:
 
 @dataclass
 class RehearsalReport:
-    """What a rehearsal found: the checklist, the job and where its logs are."""
+    """What a rehearsal found: the checklist, the job and where its logs are.
+
+    Example::
+
+        report = bd.rehearse("aurora-kv")
+        for check in report.failures:
+            print(check.rule.id, check.detail, check.real, check.rule.fix)
+        print(report.check("pbs.queue").status)   # "pass", "FAIL" or "-"
+    """
 
     directory: Path
     site: str
@@ -89,7 +97,10 @@ class RehearsalReport:
     def ok(self) -> bool:
         """True when the job would be accepted, start, become ready, serve the client and stop
         cleanly, and no rule failed."""
-        return bool(self.checks) and not any(c.failed for c in self.checks)
+        life = {c.rule.id: c.status for c in self.checks if c.rule.area == "job"}
+        lived = all(life.get(r) == "pass" for r in
+                    ("job.accepted", "job.started", "job.ready", "job.client", "job.stopped"))
+        return lived and not any(c.failed for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -462,6 +473,9 @@ def _derived(dep: Any, ctx: dict[str, Any], rdir: Path, events: list[dict[str, A
     if not accepted:
         msg = (submit.stderr.strip() if submit is not None else "") or "not submitted"
         out["job.accepted"] = ("FAIL", msg)
+    elif not any(e["rule"] == "job.accepted" for e in events):
+        out["job.accepted"] = ("pass", f"scheduler {ctx['scheduler']}: the script runs on a "
+                               "node directly")
     status = outcome.get("status")
     ready = (dep.run_dir / "ready").exists()
     # CPU map
