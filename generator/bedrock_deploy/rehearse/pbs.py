@@ -15,6 +15,7 @@ environment; anything else does not).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,6 +32,10 @@ from bedrock_deploy.rehearse.common import Context, ToolError, fold, next_number
 from bedrock_deploy.rehearse.environment import job_prefix, rehearsal_env
 
 SERVER = "rehearsal"  # PBS job ids are <sequence number>.<server>
+# qdel: "The MoM deletes a PBS job by sending a SIGTERM signal, then, if there are remaining
+# processes, a SIGKILL signal" (OpenPBS qdel(1B), doc/man1/qdel.1B at 11e5dbb); the delay between
+# them is the queue's kill_delay (pbs_queue_attributes(7B)), 10 s unless set.
+KILL_DELAY = 10
 # qsub(1B) options: which take a value.
 _WITH_VALUE = set("aAcCeJjklmMNopPqrRSuvW")
 _FLAGS = set("fhIVzXG")
@@ -524,14 +529,12 @@ def run_job(ctx: Context, jobdir: Path) -> int:
     with open(job["output"], "wb") as out:
         proc = subprocess.Popen(argv, cwd=home, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        killed = {"by": ""}
+        killed: dict[str, Any] = {"by": "", "at": 0.0}
 
-        def on_term(signum: int, _frame: Any) -> None:  # qdel: SIGTERM, then SIGKILL (kill_delay)
-            killed["by"] = "qdel"
-            try:
+        def on_term(signum: int, _frame: Any) -> None:  # qdel: SIGTERM, then SIGKILL
+            killed.update(by="qdel", at=time.monotonic())
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                return
 
         signal.signal(signal.SIGTERM, on_term)
         limit = job["attrs"].get("walltime") or None
@@ -541,21 +544,19 @@ def run_job(ctx: Context, jobdir: Path) -> int:
                 rc = proc.wait(timeout=1)
                 break
             except subprocess.TimeoutExpired:
-                if killed["by"] and time.monotonic() - start > 0 and _waited(killed, 10):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                if limit and time.monotonic() - start > limit:
-                    killed["by"] = "walltime"
-                    os.killpg(proc.pid, signal.SIGTERM)
+                now = time.monotonic()
+                if killed["at"] and now - killed["at"] > KILL_DELAY:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                if limit and now - start > limit and not killed["by"]:
+                    killed.update(by="walltime", at=now)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGTERM)
         comment = {"qdel": "Job deleted (qdel)", "walltime": "job killed: walltime exceeded"}.get(
             killed["by"], "")
         status = rc if rc >= 0 else 256 + (-rc)
         (jobdir / "status.json").write_text(json.dumps({"exit_status": status, "comment": comment}))
     return 0
-
-
-def _waited(state: dict[str, Any], seconds: float) -> bool:
-    since = state.setdefault("since", time.monotonic())
-    return time.monotonic() - since > seconds
 
 
 def main(ctx: Context, name: str, argv: list[str]) -> int:
