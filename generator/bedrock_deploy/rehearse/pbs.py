@@ -34,7 +34,8 @@ from bedrock_deploy.rehearse.environment import job_prefix, rehearsal_env
 SERVER = "rehearsal"  # PBS job ids are <sequence number>.<server>
 # qdel: "The MoM deletes a PBS job by sending a SIGTERM signal, then, if there are remaining
 # processes, a SIGKILL signal" (OpenPBS qdel(1B), doc/man1/qdel.1B at 11e5dbb); the delay between
-# them is the queue's kill_delay (pbs_queue_attributes(7B)), 10 s unless set.
+# them is the queue's kill_delay, 10 seconds by default (pbs_queue_attributes(7B),
+# doc/man1/pbs_queue_attributes.7B at 10d2e2d).
 KILL_DELAY = 10
 # qsub(1B) options: which take a value.
 _WITH_VALUE = set("aAcCeJjklmMNopPqrRSuvW")
