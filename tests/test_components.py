@@ -21,6 +21,7 @@ from bedrock_deploy.engine import EngineNotFound, bindings
 from bedrock_deploy.launch.render import needs_mpi
 from bedrock_deploy.plan import Role
 from bedrock_deploy.resources import share_path
+from bedrock_deploy.sites import load_site
 from bedrock_deploy.spack_check import knowledge
 from bedrock_deploy.spack_env import SpackEnvironment, collect_components
 
@@ -151,6 +152,7 @@ def test_one_home_decides_whether_a_config_uses_mpi(config: dict[str, Any],
 
     class Plan:
         configs = [config]
+        site = load_site("local-slurm").profile  # srun: a launcher with an MPI world
 
     assert needs_mpi(Plan()) is uses  # type: ignore[arg-type]
     env = SpackEnvironment()
