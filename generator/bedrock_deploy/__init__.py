@@ -27,12 +27,14 @@ Loading: :func:`load_site`, :func:`load_service` (YAML/JSON files, dicts, a Bedr
 such as ``mochi.bedrock.spec.ProcSpec(...).to_dict()``), :func:`service` and
 :func:`component` (in code). Planning and writing: :func:`plan`, :func:`generate`,
 :meth:`Deployment.open`. Running: :meth:`Deployment.launch`, :meth:`Deployment.submit`,
-:meth:`Deployment.attach`, :func:`up`. Talking to it: :class:`Client`,
+:meth:`Deployment.attach`, :func:`up`; :func:`rehearse` runs a deployment for any site on the
+test cluster with its scheduler, launcher and fabric emulated. Talking to it: :class:`Client`,
 :class:`ServiceHandle`, :class:`ServiceGroupHandle`, :class:`Database`. Errors:
 :class:`InputError` (bad input, located problems), :class:`ServiceError` and
 :class:`RpcError` (the service failed), :class:`EngineNotFound`.
 
-The functions :func:`plan`, :func:`generate`, :func:`service` and :func:`up` share their names
+The functions :func:`plan`, :func:`generate`, :func:`service`, :func:`up` and :func:`rehearse`
+share their names
 with modules of this package: ``bedrock_deploy.plan`` is always the function; reach those
 modules' contents with ``from bedrock_deploy.generate import ...``. The API is imported on
 first use, so ``import bedrock_deploy`` alone stays cheap (an engine rank imports this
@@ -102,6 +104,8 @@ _EXPORTS: dict[str, str] = {
     "ServiceDescription": "bedrock_deploy.service",
     "Threads": "bedrock_deploy.service",
     "LoadedSite": "bedrock_deploy.sites",
+    "rehearse": "bedrock_deploy.rehearse.run",
+    "RehearsalReport": "bedrock_deploy.rehearse.run",
 }
 
 __all__ = [
@@ -123,6 +127,7 @@ __all__ = [
     "Placement",
     "Problem",
     "RankLayout",
+    "RehearsalReport",
     "RpcError",
     "RunningService",
     "ServiceDescription",
@@ -142,6 +147,7 @@ __all__ = [
     "load_site",
     "plan",
     "read_group_file",
+    "rehearse",
     "service",
     "up",
 ]
@@ -182,6 +188,7 @@ if TYPE_CHECKING:
         TransportChoice,
         XstreamPlan,
     )
+    from bedrock_deploy.rehearse.run import RehearsalReport, rehearse
     from bedrock_deploy.running import (
         BatchJob,
         LocalScript,
@@ -219,7 +226,8 @@ else:
 
 class _Package(types.ModuleType):
     """This package's module type: the first import of a submodule named like an API function
-    (``bedrock_deploy.plan``, ``.generate``, ``.service``, ``.up``) does not rebind the
+    (``bedrock_deploy.plan``, ``.generate``, ``.service``, ``.up``, ``.rehearse``) does not
+    rebind the
     package attribute from the function to the module (the module stays in ``sys.modules``)."""
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -75,5 +75,6 @@ const std::map<std::string, ComponentFactory>& component_factories();
 std::unique_ptr<Component> make_flock(ComponentArgs& args);
 std::unique_ptr<Component> make_yokan(ComponentArgs& args);
 std::unique_ptr<Component> make_abt_io(ComponentArgs& args);
+std::unique_ptr<Component> make_warabi(ComponentArgs& args);
 
 }  // namespace bedrock_engine

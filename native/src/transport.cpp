@@ -12,6 +12,7 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "transport_emulated.hpp"
 #include "transport_sm_client.hpp"
 #include "transport_tcp_client.hpp"
 
@@ -36,6 +37,7 @@ std::string default_ipv4() {
 
 TransportKind protocol_kind(const std::string& text) {
   std::string proto = text.substr(0, text.find("://"));
+  if (emulated::handles(proto)) return TransportKind::tcp;  // bedrock-deploy rehearse only
   if (proto == "na+sm" || proto == "sm") return TransportKind::sm;
   if (proto == "ofi+tcp" || proto == "tcp" || proto == "ofi+tcp;ofi_rxm" ||
       proto == "ofi+tcp_rxm")
@@ -55,6 +57,7 @@ TransportKind protocol_kind(const std::string& text) {
 }
 
 Address parse_address(const std::string& text) {
+  if (emulated::handles(text.substr(0, text.find("://")))) return emulated::parse(text);
   Address a;
   size_t sep = text.find("://");
   a.protocol = text.substr(0, sep);
@@ -91,6 +94,7 @@ Address parse_address(const std::string& text) {
 }
 
 std::shared_ptr<ClientConnection> ClientConnection::connect(const Address& address) {
+  if (emulated::handles(address.protocol)) return emulated::connect(address);
   if (address.kind == TransportKind::sm) {
     if (address.sm_id.empty())
       throw std::invalid_argument("na+sm address needs an id (e.g. na+sm://1234-0)");

@@ -22,6 +22,7 @@ struct Address {
   std::string sm_id;     // "<pid>-<n>"
   std::string host;      // tcp
   int port = 0;          // tcp
+  int vni = -1;          // emulated CXI (transport_emulated.hpp): the endpoint's VNI
 };
 
 // Errors about protocols we do not implement carry the "use the Spack-built bedrock" advice.

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "log.hpp"
+#include "transport_emulated.hpp"
 #include "transport.hpp"
 #include "transport_detail.hpp"
 #include "transport_sm_server.hpp"
@@ -325,6 +326,8 @@ std::unique_ptr<TransportServer> TransportServer::create(const std::string& addr
 std::unique_ptr<TransportServer> TransportServer::create(const std::string& address_spec,
                                                          FrameHandler on_frame,
                                                          TransportLimits limits) {
+  if (emulated::handles(address_spec.substr(0, address_spec.find("://"))))  // rehearse only
+    return emulated::create_server(address_spec, std::move(on_frame), std::move(limits));
   return std::make_unique<TransportServerImpl>(address_spec, std::move(on_frame),
                                                std::move(limits));
 }

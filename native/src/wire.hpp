@@ -58,6 +58,10 @@ enum RpcId : uint32_t {
   rpc_yokan_list = 33,
   rpc_abtio_pwrite = 40,
   rpc_abtio_pread = 41,
+  rpc_warabi_create = 50,  // memory target: u64 size -> u64 region id
+  rpc_warabi_write = 51,   // region, offset, bytes
+  rpc_warabi_read = 52,    // region, offset, size -> bytes
+  rpc_warabi_erase = 53,   // region
 };
 
 enum RpcStatus : int32_t {

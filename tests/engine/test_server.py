@@ -99,9 +99,16 @@ PROVIDER_ERRORS = [
         "bootstrap": "join", "file": "/nonexistent/group.json", "group": {"type": "static"}}}),
      "[flock] Failed to initialized group with flock_group_view_init_from_file",
      "providers[0].config"),
-    ("warabi-not-built-in", {"libraries": ["libwarabi-bedrock-module.so"],
-                             "providers": [{"name": "w", "type": "warabi"}]},
-     'bedrock-engine does not implement provider type "warabi"', "providers[0].type"),
+    ("mofka-not-built-in", {"libraries": ["libyokan-bedrock-module.so",
+                                          "libmofka-bedrock-module.so"],
+                            "providers": [{"name": "db", "type": "yokan"},
+                                          {"name": "m", "type": "mofka",
+                                           "dependencies": {"master_database": "db"}}]},
+     'bedrock-engine does not implement provider type "mofka"', "providers[1].type"),
+    ("warabi-target-not-built-in", {"libraries": ["libwarabi-bedrock-module.so"],
+                                    "providers": [{"name": "w", "type": "warabi", "config": {
+                                        "target": {"type": "pmem"}}}]},
+     'warabi target type "pmem" is not available in bedrock-engine', "providers[0].config"),
 ]
 
 

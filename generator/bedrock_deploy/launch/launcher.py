@@ -80,6 +80,9 @@ class Launcher(ABC):
     # Slingshot (CXI) needs a VNI from the launcher: flags and environment that get one.
     cxi_vni_flags: ClassVar[tuple[str, ...]] = ()
     cxi_vni_env: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    # Takes its slots per node from the batch system's node file (PBS: PBS_NODEFILE lists
+    # each chunk's host mpiprocs times, pbs_resources(7B)): the job must ask for the slots.
+    slots_from_nodefile: ClassVar[bool] = False
     # Driver files: deployment-relative path -> template in share/templates/launch/.
     driver_templates: ClassVar[Mapping[str, str]] = MappingProxyType({})
     # Do the processes it starts share one MPI world (MPI_COMM_WORLD spans the job)? If not,

@@ -8,6 +8,7 @@ const std::map<std::string, ComponentFactory>& component_factories() {
       {"flock", make_flock},
       {"yokan", make_yokan},
       {"abt_io", make_abt_io},
+      {"warabi", make_warabi},
   };
   return factories;
 }

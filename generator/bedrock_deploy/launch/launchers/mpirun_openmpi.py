@@ -25,6 +25,9 @@ class MpirunOpenMpi(Launcher):
     default_command = "mpirun"
     rank_env = "openmpi"
     schedulers = frozenset({"slurm", "pbs", "none"})
+    # Under PBS, Open MPI's TM support takes the nodes and their slots from PBS_NODEFILE
+    # (https://docs.open-mpi.org/en/v5.0.x/launching-apps/scheduling.html).
+    slots_from_nodefile = True
 
     def run_command(self) -> LaunchCommand:
         plan = self.plan

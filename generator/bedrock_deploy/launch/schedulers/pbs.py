@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.launch.launcher import launcher_class
 from bedrock_deploy.launch.scheduler import (
     JobStatus,
     Scheduler,
@@ -34,8 +35,14 @@ class Pbs(Scheduler):
 
     def directives(self) -> list[str]:
         plan, sched = self.plan, self.site.scheduler
+        select = f"-l select={plan.nodes}"
+        if launcher_class(self.site.launcher.type).slots_from_nodefile:
+            # PBS_NODEFILE lists each chunk's host mpiprocs times (default 1): a launcher that
+            # takes its slots from it needs one per rank (OpenPBS pbs_resources(7B), mpiprocs:
+            # https://github.com/openpbs/openpbs/blob/1859ef9adf86a68400b78e5ee50753710b651b65/doc/man1/pbs_resources.7B)
+            select += f":mpiprocs={plan.processes_per_node}"
         lines = [f"-N {job_name(plan)}",
-                 f"-l select={plan.nodes}",
+                 select,
                  "-l place=scatter",
                  f"-l walltime={hms(walltime_seconds(sched.time))}",
                  "-j oe"]
