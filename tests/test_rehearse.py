@@ -37,11 +37,7 @@ ONE_NODE = {s for s in SITES if _one_host(s)}
 # What a shipped profile still gets wrong, found by rehearsal (each: the rule that fails and
 # why). These cases are expected to fail until the profile is fixed; they pass (XPASS) the day
 # it is, and the entry goes.
-KNOWN_PROFILE_DEFECTS = {
-    "frontier": ("module.declared: the profile's hook runs 'module swap PrgEnv-cray "
-                 "PrgEnv-gnu' but the profile declares no PrgEnv-gnu module (its gcc "
-                 "compiler or spack.modules should name it)"),
-}
+KNOWN_PROFILE_DEFECTS: dict[str, str] = {}
 
 pytestmark = [pytest.mark.cluster]
 
