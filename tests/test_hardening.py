@@ -80,6 +80,11 @@ CORPUS_CASES: dict[str, tuple[list[str], int, list[str]]] = {
         [":4:5: error: providers[0]: a provider is a JSON object", "    hint: write {"]),
     "margo-info-undecodable.txt": (
         ["transports", "--site", "generic-slurm-tcp", "--margo-info"], 0, []),
+    "no-automatic-queue.profile.yaml": (  # found by the fuzz harness: no location
+        ["generate", "--service", KV, "-o", "out", "--site"], 2,
+        [":7:3: error: scheduler.queues: no queue of site 'no-automatic-queue' takes a 2-node "
+         "job of 00:30:00: every queue of its table is marked 'auto: false'",
+         "name a queue with --queue NAME"]),
 }
 
 

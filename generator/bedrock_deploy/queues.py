@@ -104,10 +104,13 @@ def choose_queue(site: SiteProfile, nodes: int, walltime: str, *,
                    f"{nodes} node(s) for {walltime}; " + _known(q)
             return QueueChoice(q, note)
         refused.append(why)
+    why_not = "; ".join(refused) if refused else \
+        "every queue of its table is marked 'auto: false' (used only when named)"
     raise InputError(Problem(
-        f"no queue of site {site.name!r} takes a {nodes}-node job of {walltime}: "
-        + "; ".join(refused), hint=f"change --nodes or the wall time; the site's queues: "
-        f"{listing} (queues marked by request only are used with --queue NAME)"))
+        f"no queue of site {site.name!r} takes a {nodes}-node job of {walltime}: {why_not}",
+        path=("scheduler", "queues"),
+        hint=f"change --nodes or the wall time, or name a queue with --queue NAME; the "
+        f"site's queues: {listing}"))
 
 
 def _known(q: Queue) -> str:
