@@ -80,6 +80,11 @@ CORPUS_CASES: dict[str, tuple[list[str], int, list[str]]] = {
         [":4:5: error: providers[0]: a provider is a JSON object", "    hint: write {"]),
     "margo-info-undecodable.txt": (
         ["transports", "--site", "generic-slurm-tcp", "--margo-info"], 0, []),
+    "long-extends.profile.yaml": (  # found by the fuzz harness: OSError, exit 1
+        ["sites", "validate"], 2, [":3:1: error: extends: no site profile 'aaaa"]),
+    "long-bedrock-config.service.yaml": (  # found by the fuzz harness: OSError, exit 1
+        ["service", "validate"], 2,
+        [":3:1: error: bedrock_config: Bedrock config '", "' not found"]),
     "no-automatic-queue.profile.yaml": (  # found by the fuzz harness: no location
         ["generate", "--service", KV, "-o", "out", "--site"], 2,
         [":7:3: error: scheduler.queues: no queue of site 'no-automatic-queue' takes a 2-node "

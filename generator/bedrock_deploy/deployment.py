@@ -44,6 +44,7 @@ from typing import Any
 from bedrock_deploy.client import Client
 from bedrock_deploy.diagnostics import fail
 from bedrock_deploy.errors import ServiceError
+from bedrock_deploy.files import is_dir
 from bedrock_deploy.launch.scheduler import SCHEDULERS, scheduler_class
 from bedrock_deploy.plan import CONFIG_DIR, RUN_DIR, Choice, DeploymentPlan, config_name
 from bedrock_deploy.running import (
@@ -68,7 +69,7 @@ _SERVICE_ENV = ("SERVICE_DURATION", "BEDROCK_DEPLOY_CLIENT", "BEDROCK_DEPLOY_DIR
 def load_launch_info(directory: Path) -> dict[str, Any]:
     """``DIR/scripts/launch.json``, checked; InputError when DIR is not a deployment."""
     info_file = directory / LAUNCH_INFO
-    if not directory.is_dir():
+    if not is_dir(directory):
         raise fail(f"{directory} is not a directory", file=str(directory),
                    hint="give the directory 'bedrock-deploy generate -o DIR' wrote")
     try:

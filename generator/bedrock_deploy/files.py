@@ -43,6 +43,24 @@ def text_location(text: str, offset: int, file: str) -> SourceLocation:
                           offset - (text.rfind("\n", 0, offset) + 1) + 1)
 
 
+def is_file(path: str | Path) -> bool:
+    """Whether a path given in an input names a regular file. A name the system cannot look up
+    (too long, a symlink loop, a component that is a file) is not a file, so the caller's
+    "not found" error, located in the input, applies instead of an OSError."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG, ELOOP, ...; ValueError: embedded NUL
+        return False
+
+
+def is_dir(path: str | Path) -> bool:
+    """Whether a path given in an input names a directory (see :func:`is_file`)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def read_input_bytes(path: str | Path, limit: Limit = DOCUMENT_BYTES) -> bytes:
     """At most ``limit`` bytes of an input file; missing, unreadable or larger files are
     InputErrors."""

@@ -36,7 +36,7 @@ from bedrock_deploy.diagnostics import (
     SourceLocation,
     fail,
 )
-from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE
+from bedrock_deploy.files import DIRECTORY_MODE, EXECUTABLE_MODE, FILE_MODE, is_file
 from bedrock_deploy.freshness import freshness_warning
 from bedrock_deploy.input_changes import InputChange, input_changes
 from bedrock_deploy.launch import render_scripts
@@ -566,7 +566,7 @@ def make_inputs(site: str | Path | LoadedSite, service: str | Path | LoadedServi
                            hint=f"give --{key} a whole number from 1")
             overrides[key] = val
     for key, path in (("--margo-info", margo_info), ("--fi-info", fi_info)):
-        if path is not None and not Path(path).is_file():
+        if path is not None and not is_file(path):
             raise fail("file not found", file=str(path), hint=f"{key} takes a saved report")
     return Inputs(site=site if isinstance(site, LoadedSite) else load_site(site),
                   service=service if isinstance(service, LoadedService) else load_service(service),

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bedrock_deploy.components import catalogue
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
-from bedrock_deploy.files import read_input_text
+from bedrock_deploy.files import is_file, read_input_text
 from bedrock_deploy.plan import Role
 from bedrock_deploy.validation import validate_model
 from bedrock_deploy.yaml_source import Locations, YamlDocument, locate, parse_yaml
@@ -533,7 +533,7 @@ def _with_bedrock_config(doc: YamlDocument, base: Path
         jdoc = YamlDocument(file=f"{doc.file}.bedrock_config", data=ref, locations={})
     else:
         jp = Path(ref) if Path(ref).is_absolute() else base / ref
-        if not jp.is_file():
+        if not is_file(jp):
             raise fail(f"Bedrock config {str(jp)!r} not found", path=("bedrock_config",),
                        location=where, hint="give a path relative to this file")
         jdoc, is_json = _read_doc(jp)

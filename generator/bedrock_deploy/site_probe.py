@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_deploy.diagnostics import fail
+from bedrock_deploy.files import is_dir
 from bedrock_deploy.site_profile import SiteProfile
 
 # What a command is called, and the file it is read from with --from DIR.
@@ -361,7 +362,7 @@ def diff(probe: SiteProbe, site: SiteProfile, render: Callable[[dict[str, Any]],
 
 def from_directory(directory: str | Path) -> Runner:
     path = Path(directory)
-    if not path.is_dir():
+    if not is_dir(path):
         raise fail("not a directory of recorded outputs", file=str(path),
                    hint="give a directory holding " + ", ".join(f for _, f in COMMANDS.values()))
     return recorded_runner(path)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bedrock_deploy.diagnostics import InputError, KeyPath, Problem, SourceLocation, fail
+from bedrock_deploy.files import is_file
 from bedrock_deploy.resources import site_profiles_dir
 from bedrock_deploy.site_profile import SiteProfile, check_site
 from bedrock_deploy.validation import validate_model
@@ -58,7 +59,7 @@ def resolve_profile(ref: str, relative_to: Path | None = None) -> Path:
         if ref in shipped:
             candidates.append(shipped[ref])
     for c in candidates:
-        if c.is_file():
+        if is_file(c):
             return c
     known = ", ".join(shipped_profiles())
     raise fail(f"no site profile {ref!r}", hint=f"give a file path, or one of: {known}")
@@ -148,7 +149,11 @@ def load_site(ref: str | Path) -> LoadedSite:
     (:func:`bedrock_deploy.probe.probe_host`) before merging, so a profile extending it can
     override parts of the probed node; ``LoadedSite.data`` holds the probed node.
     """
-    path = resolve_profile(str(ref)).resolve() if not Path(ref).is_file() else Path(ref)
+    try:
+        path = resolve_profile(str(ref)).resolve() if not is_file(ref) else Path(ref)
+    except InputError as err:  # the reference itself is the input that is wrong
+        raise InputError([replace(p, file=str(ref)) if p.location is None and p.file is None
+                          else p for p in err.problems]) from None
     data, locations, files = _load_raw(path, [path.resolve()])
     file = files[0]
 

@@ -1,4 +1,5 @@
-"""Run by ``bedrock-deploy spack check`` as ``spack python spack_api_check.py ENV_DIR [--concretize]``.
+"""Run by ``bedrock-deploy spack check``:
+``spack python spack_api_check.py ENV_DIR [--concretize]``.
 
 Uses Spack's own Python API (calls verified with Spack 1.1.0: lib/spack/spack/config.py,
 environment/environment.py and spec.py of https://github.com/spack/spack/tree/v1.1.0; see

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from bedrock_deploy.diagnostics import InputError, Problem, fail
+from bedrock_deploy.files import is_file
 from bedrock_deploy.plan import NodeLayout, TransportChoice
 from bedrock_deploy.resources import share_path
 from bedrock_deploy.sites import load_site
@@ -64,8 +65,8 @@ def find_spack(explicit: str | None = None) -> Path | None:
 
 def _manifest_path(arg: str) -> Path:
     path = Path(arg)
-    manifest = path if path.is_file() else path / "spack.yaml"
-    if not manifest.is_file():
+    manifest = path if is_file(path) else path / "spack.yaml"
+    if not is_file(manifest):
         raise fail(f"no Spack environment at {manifest}", file=str(manifest),
                    hint="pass a deployment directory written by 'bedrock-deploy generate'")
     return manifest
