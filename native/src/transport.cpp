@@ -3,15 +3,14 @@
 // transport_server.cpp (listener + connections + epoll), transport_detail.* (shared helpers).
 #include "transport.hpp"
 
-#include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
-#include <netinet/in.h>
 
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
+#include "transport_detail.hpp"
 #include "transport_emulated.hpp"
 #include "transport_sm_client.hpp"
 #include "transport_tcp_client.hpp"
@@ -19,20 +18,10 @@
 namespace bedrock_engine {
 
 std::string default_ipv4() {
-  ifaddrs* ifa = nullptr;
-  std::string result = "127.0.0.1";
-  if (getifaddrs(&ifa) != 0) return result;
-  for (ifaddrs* i = ifa; i; i = i->ifa_next) {
-    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-    if (i->ifa_flags & IFF_LOOPBACK) continue;
-    if (!(i->ifa_flags & IFF_UP) || !(i->ifa_flags & IFF_RUNNING)) continue;
-    char buf[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
-    result = buf;
-    break;
-  }
-  freeifaddrs(ifa);
-  return result;
+  const std::string found = transport_detail::first_ipv4([](const ifaddrs& i) {
+    return !(i.ifa_flags & IFF_LOOPBACK) && (i.ifa_flags & IFF_UP) && (i.ifa_flags & IFF_RUNNING);
+  });
+  return found.empty() ? "127.0.0.1" : found;
 }
 
 TransportKind protocol_kind(const std::string& text) {

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 
 namespace bedrock_engine::transport_detail {
@@ -41,20 +43,22 @@ bool wait_readable(int fd1, int fd2, int timeout_ms, bool* fd2_event) {
   return n > 0;
 }
 
-std::string interface_ipv4(const std::string& ifname) {
-  ifaddrs* ifa = nullptr;
-  std::string result;
-  if (getifaddrs(&ifa) != 0) return result;
-  for (ifaddrs* i = ifa; i; i = i->ifa_next) {
-    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-    if (ifname != i->ifa_name) continue;
+std::string first_ipv4(const std::function<bool(const ifaddrs&)>& accept) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  const std::unique_ptr<ifaddrs, void (*)(ifaddrs*)> owner(list, freeifaddrs);
+  for (const ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !accept(*i)) continue;
     char buf[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
-    result = buf;
-    break;
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, buf,
+              sizeof buf);
+    return buf;
   }
-  freeifaddrs(ifa);
-  return result;
+  return "";
+}
+
+std::string interface_ipv4(const std::string& ifname) {
+  return first_ipv4([&](const ifaddrs& i) { return ifname == i.ifa_name; });
 }
 
 }  // namespace bedrock_engine::transport_detail

@@ -1,9 +1,11 @@
 // What the transports' server and client sides share: an owning file descriptor, errno
 // exceptions, eventfd signalling, polling, and interface lookup. Internal to the transports.
 #pragma once
+#include <ifaddrs.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 namespace bedrock_engine::transport_detail {
@@ -51,6 +53,9 @@ void drain_eventfd(int fd);
 // poll() on fd1 (POLLIN) and, if >= 0, fd2 (POLLIN|POLLRDHUP). Returns true if anything is
 // ready; *fd2_event tells whether fd2 was.
 bool wait_readable(int fd1, int fd2, int timeout_ms, bool* fd2_event);
+
+// The first IPv4 address of an interface that `accept` takes ("" if none).
+std::string first_ipv4(const std::function<bool(const ifaddrs&)>& accept);
 
 // IPv4 address of the interface named ifname ("" if none).
 std::string interface_ipv4(const std::string& ifname);
