@@ -82,58 +82,19 @@ export SLURM_CONF=$CONF
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/../shell/fixture-helpers.sh"
 
 node_ip() { echo "$SUBNET.$((10 + $1))"; }
 ns_name() { echo "$NS_PREFIX$1"; }
 veth_name() { echo "$VETH_PREFIX$1"; }
 
-# ---- packages ---------------------------------------------------------------------------------
-install_packages() {
-  local p missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  [ "$(id -u)" -eq 0 ] || die "packages missing (${missing[*]}) and not root to install them"
-  log "installing ${missing[*]}"
-  local policy_added=0 rc=0
-  # No init system: package scripts must not start daemons we have not recorded.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-    policy_added=1
-  fi
-  { apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null; } || rc=$?
-  [ "$policy_added" -eq 0 ] || rm -f /usr/sbin/policy-rc.d
-  [ "$rc" -eq 0 ] || die "apt-get install failed (rc=$rc)"
-}
-
 # ---- bookkeeping ------------------------------------------------------------------------------
 # Ours = alive, not a zombie, and still running the recorded program (PIDs wrap quickly).
-pid_alive() { # pid name
-  [ -n "${1:-}" ] && [ -r "/proc/$1/comm" ] || return 1
-  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
-  local state; state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-recorded() { [ -f "$PIDFILE" ] && awk -v n="$1" '$1 == n {print $2}' "$PIDFILE" | tail -n 1 || true; }
 record_pid() { echo "$1 $2" >> "$PIDFILE"; }
 record_created() { echo "$1 $2" >> "$CREATED"; }
 was_created() { [ -f "$CREATED" ] && grep -qx "$1 $2" "$CREATED"; }
 running_nodes() { [ -s "$NODESFILE" ] && cat "$NODESFILE" || echo 0; }
 program_of() { case "$1" in slurmd-*) echo slurmd ;; *) echo "$1" ;; esac; }
-
-live_leases() {
-  local f pid n=0
-  [ -d "$LEASES" ] || { echo 0; return; }
-  for f in "$LEASES"/*; do
-    [ -e "$f" ] || continue
-    pid=${f##*/}
-    if [ "$pid" = manual ] || [ -d "/proc/$pid" ]; then n=$((n + 1)); else rm -f "$f"; fi
-  done
-  echo "$n"
-}
 
 all_alive() { # n: every daemon of an n-node cluster is ours and alive
   local n=$1 i
@@ -149,15 +110,6 @@ any_recorded_alive() {
   while read -r name pid; do
     pid_alive "$pid" "$(program_of "$name")" && return 0
   done < "$PIDFILE"
-  return 1
-}
-
-wait_pidfile() { # file -> prints pid
-  local i
-  for i in $(seq 1 100); do
-    [ -s "$1" ] && { tr -d ' \n' < "$1"; return 0; }
-    sleep 0.1
-  done
   return 1
 }
 
