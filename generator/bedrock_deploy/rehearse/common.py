@@ -6,8 +6,11 @@ new Python process that imports this module and little else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -156,3 +159,31 @@ def next_number(counter: Path, start: int) -> int:
         f.truncate()
         f.write(str(value))
         return value
+
+
+def run_forwarding_signals(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Run ``argv`` as the stand-in's child and pass it SIGTERM, SIGINT and SIGHUP, as the real
+    launchers pass a cancelled job's signals to their ranks; its exit status."""
+    proc = subprocess.Popen(argv, env=env)
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, forward)
+    return proc.wait()
+
+
+def check_cpu_bind(ctx: Context, sets: list[list[int]], problems: list[str], shown: str,
+                   tool: str, error_prefix: str) -> None:
+    """Record rule ``launcher.cpu-bind`` for the CPU sets a launcher's binding gives the ranks
+    of a node (``problems``: what its parser already refused; a CPU the site's node does not
+    have is added); raise :class:`ToolError` as the launcher would refuse the step."""
+    missing = sorted({c for s in sets for c in s if c >= ctx.site_cpus})
+    if missing:
+        problems.append(f"--cpu-bind names CPU(s) {format_cpus(missing)}; a node of "
+                        f"{ctx['site']} has CPUs 0-{ctx.site_cpus - 1}")
+    ctx.event("launcher.cpu-bind", not problems, "; ".join(problems) or shown, tool=tool)
+    if problems:
+        raise ToolError(error_prefix + "; ".join(problems))

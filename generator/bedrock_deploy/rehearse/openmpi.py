@@ -13,18 +13,14 @@ maps, checks slots and refuses exactly as it would on the cluster. Each rank goe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from bedrock_deploy.rehearse.common import Context, ToolError
+from bedrock_deploy.rehearse.common import Context, ToolError, run_forwarding_signals
 
 _ONE_VALUE = {"-np", "--np", "-n", "-c", "-N", "--npernode", "-npernode", "--map-by",
               "-map-by", "--bind-to", "-bind-to", "--rank-by", "-rank-by", "-x", "--host",
@@ -118,15 +114,7 @@ def mpirun(ctx: Context, argv: list[str]) -> int:
            "plm_rsh_agent", str(agent), "--mca", "plm_rsh_no_tree_spawn", "1",
            "--mca", "ras", "^slurm,tm", "--mca", "ess", "^slurm",
            *options, *ctx.tool_argv("rank", str(spec_file)), "--", *program]
-    proc = subprocess.Popen(cmd)
-
-    def forward(signum: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, forward)
-    return proc.wait()
+    return run_forwarding_signals(cmd)
 
 
 def main(ctx: Context, argv: list[str]) -> int:

@@ -21,11 +21,8 @@ The ranks run as a step of the backing Slurm job (``srun --overlap``), started t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,10 +30,11 @@ from typing import Any
 from bedrock_deploy.rehearse.common import (
     Context,
     ToolError,
-    format_cpus,
+    check_cpu_bind,
     next_number,
     parse_cpus,
     real_node,
+    run_forwarding_signals,
 )
 
 _VALUE_OPTIONS = {"-n": "n", "-np": "n", "--np": "n", "-ppn": "ppn", "--ppn": "ppn",
@@ -181,15 +179,8 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
               tool="mpiexec")
     bind_problems: list[str] = []
     sets = binding(ctx, opts.get("cpu_bind"), min(ppn, n), depth, bind_problems)
-    missing = sorted({c for s in sets for c in s if c >= ctx.site_cpus})
-    if missing:
-        bind_problems.append(f"--cpu-bind names CPU(s) {format_cpus(missing)}; a node of "
-                             f"{ctx['site']} has CPUs 0-{ctx.site_cpus - 1}")
-    ctx.event("launcher.cpu-bind", not bind_problems,
-              "; ".join(bind_problems) or f"--cpu-bind {opts.get('cpu_bind', '(default)')}",
-              tool="mpiexec")
-    if bind_problems:
-        raise ToolError("mpiexec: " + "; ".join(bind_problems))
+    check_cpu_bind(ctx, sets, bind_problems, f"--cpu-bind {opts.get('cpu_bind', '(default)')}",
+                   "mpiexec", "mpiexec: ")
     # VNIs (PALS: per application, plus the job's)
     local_node = os.uname().nodename
     on_hosts = hosts[:used_nodes]
@@ -225,15 +216,7 @@ def mpiexec(ctx: Context, argv: list[str]) -> int:
             "--distribution=arbitrary", "--cpu-bind=none",  # SLURM_HOSTFILE: a node per rank
             "--mpi=pmix", "--kill-on-bad-exit=0", "--export=ALL",
             *ctx.tool_argv("rank", str(spec_file)), *program]
-    proc = subprocess.Popen(srun, env=env)
-
-    def forward(signum: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, forward)
-    return proc.wait()
+    return run_forwarding_signals(srun, env)
 
 
 def main(ctx: Context, argv: list[str]) -> int:

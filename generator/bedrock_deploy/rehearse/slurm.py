@@ -18,12 +18,10 @@ node and applied through the CPU map by :mod:`.rank`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -33,10 +31,11 @@ from typing import Any
 from bedrock_deploy.rehearse.common import (
     Context,
     ToolError,
+    check_cpu_bind,
     fold,
-    format_cpus,
     next_number,
     real_node,
+    run_forwarding_signals,
 )
 from bedrock_deploy.rehearse.environment import job_prefix
 
@@ -325,15 +324,8 @@ def srun(ctx: Context, argv: list[str]) -> int:
     bind_problems: list[str] = []
     sets = site_cpu_sets(ctx, opts.get("cpu-bind", "none") or "none", min(ppn, ntasks),
                          bind_problems)
-    missing = sorted({c for s in sets for c in s if c >= ctx.site_cpus})
-    if missing:
-        bind_problems.append(f"--cpu-bind names CPU(s) {format_cpus(missing)}; a node of "
-                             f"{ctx['site']} has CPUs 0-{ctx.site_cpus - 1}")
-    ctx.event("launcher.cpu-bind", not bind_problems,
-              "; ".join(bind_problems) or f"--cpu-bind={opts.get('cpu-bind', 'none')}",
-              tool="srun")
-    if bind_problems:
-        raise ToolError("srun: error: " + "; ".join(bind_problems))
+    check_cpu_bind(ctx, sets, bind_problems, f"--cpu-bind={opts.get('cpu-bind', 'none')}",
+                   "srun", "srun: error: ")
     spec_dir = ctx.dir / "steps"
     # VNIs, as the HPE Slingshot switch plugin hands them out
     job_id = os.environ.get("SLURM_JOB_ID", "0")
@@ -385,15 +377,7 @@ def srun(ctx: Context, argv: list[str]) -> int:
     env = {**os.environ, "SLURM_CONF": ctx["cluster"]["slurm_conf"], **folded_env}
     for k in ("SLURM_CPUS_PER_TASK", "SLURM_TRES_PER_TASK", "SLURM_THREADS_PER_CORE"):
         env.pop(k, None)
-    proc = subprocess.Popen(real, env=env)
-
-    def forward(signum: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, forward)
-    return proc.wait()
+    return run_forwarding_signals(real, env)
 
 
 def main(ctx: Context, name: str, argv: list[str]) -> int:
