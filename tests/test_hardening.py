@@ -187,9 +187,11 @@ def test_modes_do_not_depend_on_the_umask(tmp_path: Path) -> None:
         assert mode == want, f"{path} is {oct(mode)}, expected {oct(want)}"
 
 
-def _private_tmpfs(size: str, mount: Path, command: str) -> subprocess.CompletedProcess[str]:
+def _private_tmpfs(size: str, mount: Path, command: str, keep_open: Path | None = None
+                   ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` with a small tmpfs on ``mount``, in a private mount namespace (nothing
-    is mounted outside it; it disappears with the command)."""
+    is mounted outside it; it disappears with the command). ``keep_open``: a directory opened
+    as file descriptor 3 before the tmpfs hides it (``/proc/self/fd/3`` reaches it after)."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("needs root and unshare(1) for a private tmpfs")
     probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
@@ -197,6 +199,8 @@ def _private_tmpfs(size: str, mount: Path, command: str) -> subprocess.Completed
     if probe.returncode != 0:
         pytest.skip("mount namespaces are not available here")
     script = f"mount -t tmpfs -o size={size} tmpfs {mount} && {command}"
+    if keep_open is not None:
+        script = f"exec 3<{keep_open} && {script}"
     return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                           capture_output=True, text=True, timeout=120)
 
@@ -225,10 +229,15 @@ def test_engine_probe_leaves_nothing_in_tmp(tmp_path: Path) -> None:
     except EngineNotFound as exc:
         pytest.skip(str(exc))
     cli = f"{sys.executable} -m bedrock_deploy"
+    keep: list[str] = []  # a checkout under /tmp (a clone for a CI dry run) is bound back
+    bind_back = ""
+    if ROOT.is_relative_to("/tmp"):
+        keep = [ROOT.relative_to("/tmp").parts[0]]
+        bind_back = f"mkdir -p {ROOT} && mount --no-canonicalize --bind /proc/self/fd/3 {ROOT} && "
     done = _private_tmpfs(
-        "16m", Path("/tmp"), f"{cli} transports --site local --engine >/dev/null && "
-        f"{cli} probe >/dev/null && echo ok && ls -A /tmp")
-    assert done.stdout.splitlines() == ["ok"], done.stdout + done.stderr
+        "16m", Path("/tmp"), f"{bind_back}{cli} transports --site local --engine >/dev/null && "
+        f"{cli} probe >/dev/null && echo ok && ls -A /tmp", keep_open=ROOT if keep else None)
+    assert done.stdout.splitlines() == ["ok", *keep], done.stdout + done.stderr
 
 
 def test_ctrl_c_at_any_moment_of_the_first_second(tmp_path: Path) -> None:
