@@ -35,6 +35,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cpu_list.hpp"
+
 namespace {
 
 using SetAffinity = int (*)(pid_t, size_t, const cpu_set_t*);
@@ -64,19 +66,6 @@ std::vector<int> parse_list(const char* text) {  // "0-3,8" or "0,1,0,1"
       for (long c = a; c <= b && c - a < 65536; ++c) out.push_back(static_cast<int>(c));
     }
     i = end + 1;
-  }
-  return out;
-}
-
-std::string format_list(const std::vector<int>& cpus) {
-  std::string out;
-  for (size_t i = 0; i < cpus.size();) {
-    size_t j = i;
-    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
-    if (!out.empty()) out += ",";
-    out += std::to_string(cpus[i]);
-    if (j > i) out += "-" + std::to_string(cpus[j]);
-    i = j + 1;
   }
   return out;
 }
@@ -168,7 +157,7 @@ int set_site(size_t size, const cpu_set_t* set, pid_t tid, bool own_process, App
   if (rc != 0) return rc;
   if (tid > 0) map.remember(tid, site);
   if (own_process) {  // survives exec (taskset -c LIST program)
-    std::string text = format_list(site);
+    std::string text = bedrock_engine::format_cpu_list(site);
     setenv("BEDROCK_REHEARSAL_SITE_CPUS", text.c_str(), 1);
   }
   return 0;

@@ -56,19 +56,6 @@ std::vector<int> allowed_cpus() {
   return out;
 }
 
-std::string format_cpu_list(const std::vector<int>& cpus) {
-  std::string out;
-  for (size_t i = 0; i < cpus.size();) {
-    size_t j = i;
-    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
-    if (!out.empty()) out += ",";
-    out += std::to_string(cpus[i]);
-    if (j > i) out += "-" + std::to_string(cpus[j]);
-    i = j + 1;
-  }
-  return out;
-}
-
 Pool::Pool(std::string name, std::string kind, std::string access)
     : name_(std::move(name)), kind_(std::move(kind)), access_(std::move(access)) {}
 

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_list.hpp"
+
 namespace bedrock_engine {
 
 using Task = std::function<void()>;
@@ -98,7 +100,6 @@ class Xstream {
 
 // CPUs this process may run on (sched_getaffinity of the process at call time).
 std::vector<int> allowed_cpus();
-std::string format_cpu_list(const std::vector<int>& cpus);
 int current_tid();
 
 }  // namespace bedrock_engine
