@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bedrock_deploy.cpulist import format_cpulist as format_cpus  # one CPU-list syntax
+
 CONTEXT_FILE = "context.json"
 EVENTS_FILE = "events.jsonl"
 # Marks the messages of the emulated fabrics (native/src/transport_emulated.cpp).
@@ -46,19 +48,6 @@ def parse_cpus(text: str) -> list[int]:
             raise ValueError(f"not a CPU list: {text!r}")
         out.update(range(a, b + 1))
     return sorted(out)
-
-
-def format_cpus(cpus: Iterable[int]) -> str:
-    ordered = sorted(set(cpus))
-    parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 @dataclass(frozen=True)
