@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 import bedrock_deploy as bd
+from live_processes import processes_naming as processes_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -42,20 +43,6 @@ PPN = 2
 
 
 # ---- helpers --------------------------------------------------------------------------------
-def processes_of(directory: Path) -> list[str]:
-    """Live processes whose command line names the deployment directory (read from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if str(directory) in cmd and state not in {"Z", "X"}:
-            found.append(f"{entry.name}: {cmd}")
-    return found
 
 
 def answering(protocol: str, addresses: list[str]) -> list[str]:

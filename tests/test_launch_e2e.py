@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from bedrock_deploy.launch.render import MPI_DAEMON, embedded_engine_dir
+from live_processes import processes_naming as processes_in
 
 ROOT = Path(__file__).resolve().parent.parent
 KV = ROOT / "share" / "examples" / "kv-service.yaml"
@@ -73,22 +74,6 @@ def generate(site: str, out: Path, *extra: str, service: Path = KV) -> Path:
                "--nodes", "1", "--ppn", str(PPN), *extra)
     assert done.returncode == 0, done.stderr
     return out
-
-
-def processes_in(directory: Path) -> list[str]:
-    """Live processes whose command line mentions the deployment directory."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if str(directory) in cmd and state not in {"Z", "X"}:
-            found.append(f"{proc.name}: {cmd}")
-    return found
 
 
 def wait_gone(directory: Path, timeout: float = 20) -> list[str]:

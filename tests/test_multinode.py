@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from conftest import CLUSTER, Cluster
+from live_processes import processes_naming as processes_in
 
 ROOT = Path(__file__).resolve().parent.parent
 KV = ROOT / "share" / "examples" / "kv-service.yaml"
@@ -64,23 +65,6 @@ def generate(out: Path, nodes: int, ppn: int, *extra: str, site: str = "local-cl
                "--nodes", str(nodes), "--ppn", str(ppn), *extra)
     assert done.returncode == 0, done.stderr
     return out
-
-
-def processes_in(directory: Path) -> list[str]:
-    """Live processes whose command line names the deployment directory (every node: the
-    namespaces share one PID namespace)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if str(directory) in cmd and state not in {"Z", "X"}:
-            found.append(f"{proc.name}: {cmd}")
-    return found
 
 
 def assert_nothing_left(directory: Path, cluster: Cluster, timeout: float = 30) -> None:

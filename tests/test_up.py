@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from bedrock_deploy.up import group_addresses, planned_cpus, run_processes
+from live_processes import processes_naming as processes_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,22 +57,6 @@ def run_up(*args: str, timeout: float = 300, env: dict[str, str] | None = None
            ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(up_argv(*args), capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=ROOT)
-
-
-def processes_of(directory: Path) -> list[str]:
-    """Live processes naming the deployment directory (mpirun, rank-exec.sh, engines)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if str(directory) in cmd and state not in {"Z", "X"}:
-            found.append(f"{entry.name}: {cmd}")
-    return found
 
 
 def answering(engine: Any, protocol: str, addresses: list[str]) -> list[str]:
