@@ -262,9 +262,7 @@ def build_plan(inputs: Inputs) -> tuple[DeploymentPlan, list[tuple[int, ConfigIs
             resolved = resolve_scheduler(site, service.nodes, account=inputs.account,
                                          queue=inputs.queue)
         except InputError as err:  # the queue table and partition are the site profile's
-            raise InputError([p if p.location or p.file else
-                              replace(p, location=inputs.site.locate(p.path))
-                              for p in err.problems]) from None
+            raise locate_in_inputs(err, inputs) from None
         site = site.model_copy(update={"scheduler": resolved.scheduler})
         choices += [Choice(what, value, why) for what, value, why in resolved.choices]
     transport, weighed = select_transport_for(inputs, service.nodes)
